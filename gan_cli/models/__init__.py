@@ -1,0 +1,33 @@
+"""The model registry: the only way nets are built, from a model config's plain values.
+
+Checkpoints store those values; nothing is ever instantiated from a class path stored in a file.
+"""
+
+from gan_cli.errors import ConfigError
+from gan_cli.models import dcgan
+from gan_cli.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from gan_cli.models.mlp import MLPDiscriminator, MLPGenerator
+
+
+def _mlp(m, latent_dim, channels, image_size):
+    return (MLPGenerator(latent_dim, channels, image_size, hidden=list(m["g_hidden"])),
+            MLPDiscriminator(channels, image_size, hidden=list(m["d_hidden"]), dropout=m["dropout"]))
+
+
+def _dcgan(m, latent_dim, channels, image_size):
+    if dcgan.plan(image_size) is None:
+        raise ConfigError(f"model=dcgan cannot make {image_size}x{image_size} images; use data.image_size=28, 32 or 64 "
+                          "(any 4*2^n or 7*2^n >= 16), or model=mlp")
+    return (DCGANGenerator(latent_dim, channels, image_size, m["g_features"]),
+            DCGANDiscriminator(channels, image_size, m["d_features"]))
+
+
+MODELS = {"mlp": _mlp, "dcgan": _dcgan}
+
+
+def build(model_cfg, latent_dim, channels, image_size):
+    """(G, D) for a model config (a DictConfig or the plain dict stored in a checkpoint)."""
+    name = model_cfg["name"]
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[name](model_cfg, latent_dim, channels, image_size)

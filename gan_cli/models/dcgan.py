@@ -1,0 +1,69 @@
+"""DCGAN G and D (Radford et al. 2015). Contract: G(z) -> images in [-1, 1], D(x) -> (B,) logits.
+
+Both nets work at sizes base * 2^n with base 4 or 7 and n >= 2 (16, 28, 32, 56, 64, ...):
+G projects z to a base x base map and doubles it n times; D mirrors that.
+"""
+
+from torch import nn
+
+
+def plan(image_size):
+    """(base, n_doublings) for a size DCGAN can make, or None."""
+    n, size = 0, image_size
+    while size % 2 == 0 and size > 7:
+        size, n = size // 2, n + 1
+    return (size, n) if size in (4, 7) and n >= 2 else None
+
+
+def _checked_plan(image_size):
+    p = plan(image_size)
+    if p is None:
+        raise ValueError(f"DCGAN cannot make {image_size}x{image_size} images")
+    return p
+
+
+class DCGANGenerator(nn.Module):
+    def __init__(self, latent_dim, channels, image_size, features=64):
+        super().__init__()
+        base, n = _checked_plan(image_size)
+        width = features * 2 ** (n - 1)
+        # z (B, latent_dim, 1, 1) -> (B, width, base, base)
+        layers = [nn.ConvTranspose2d(latent_dim, width, base, 1, 0, bias=False), nn.BatchNorm2d(width), nn.ReLU(True)]
+        for _ in range(n - 1):  # each block: channels / 2, size x 2
+            layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width // 2), nn.ReLU(True)]
+            width //= 2
+        # (B, features, size/2, size/2) -> (B, channels, size, size)
+        layers += [nn.ConvTranspose2d(width, channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.apply(init_weights)
+
+    def forward(self, z):  # (B, latent_dim) -> (B, C, H, W)
+        return self.net(z[:, :, None, None])
+
+
+class DCGANDiscriminator(nn.Module):
+    def __init__(self, channels, image_size, features=64):
+        super().__init__()
+        base, n = _checked_plan(image_size)
+        width = features
+        # no batch norm on D's input layer (Radford et al.)
+        layers = [nn.Conv2d(channels, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+        for _ in range(n - 1):  # each block: channels x 2, size / 2
+            layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 2), nn.LeakyReLU(0.2, True)]
+            width *= 2
+        # (B, width, base, base) -> (B, 1, 1, 1)
+        layers.append(nn.Conv2d(width, 1, base, 1, 0, bias=False))
+        self.net = nn.Sequential(*layers)
+        self.apply(init_weights)
+
+    def forward(self, x):  # (B, C, H, W) -> (B,) logits
+        return self.net(x).view(-1)
+
+
+def init_weights(m):
+    """N(0, 0.02) for convolutions, N(1, 0.02) for batch-norm scales (Radford et al.)."""
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+    elif isinstance(m, nn.BatchNorm2d):
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)

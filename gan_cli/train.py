@@ -1,0 +1,157 @@
+"""gan-train: compose the config, build data, nets, loss and optimizers, then hand them to loop.fit()."""
+
+import logging
+from datetime import datetime
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from gan_cli import checkpoint, data, device, losses, models, schema
+from gan_cli.board import Board, generate, hparams_of
+from gan_cli.errors import CheckpointError, ConfigError, exit_2_on_hydra_errors, report_errors
+from gan_cli.loop import TrainState, fit
+
+log = logging.getLogger("gan-train")
+GRID = 64  # images in the fixed-noise sample grid
+
+# The architecture: resuming with any of these changed cannot load the saved weights.
+ARCH_KEYS = ("model", "latent_dim", "data.channels", "data.image_size")
+
+
+class Outputs:
+    """Everything a run writes into its folder: TensorBoard, sample grids, checkpoints."""
+
+    def __init__(self, run_dir, cfg, overrides, fixed_z, data_src, purge_step=None):
+        self.run_dir, self.cfg, self.overrides = Path(run_dir), cfg, overrides
+        self.fixed_z, self.data_src = fixed_z, data_src
+        self.board = Board(run_dir, purge_step)
+        self.last_scalars = {}
+
+    def scalars(self, values, step):
+        self.board.scalars(values, step)
+        self.last_scalars = values
+
+    def samples(self, s, step):
+        self.board.grid("Samples/fixed_noise", generate(s.G, self.fixed_z.to(next(s.G.parameters()).device)),
+                        step, png_name=f"step_{step:07d}.png")
+
+    def checkpoint(self, s, step, periodic):
+        payload = {
+            "step": step, "G": s.G.state_dict(), "D": s.D.state_dict(),
+            "opt_g": s.opt_g.state_dict(), "opt_d": s.opt_d.state_dict(),
+            "rng": {**device.rng_state(), "data": self.data_src.state_dict()},
+            "fixed_z": self.fixed_z, "config": OmegaConf.to_container(self.cfg, resolve=True),
+            "overrides": list(self.overrides),
+        }
+        checkpoint.write(self.run_dir / "checkpoints", payload, step, self.cfg.trainer.keep_last, periodic)
+
+
+def train(cfg, run_dir, overrides=()):
+    """Train per `cfg` into `run_dir`; `overrides` are the command line's, kept so resume can recompose."""
+    run_dir = Path(run_dir)
+    schema.check_train(cfg)
+    ckpt = None
+    if cfg.resume:
+        ckpt = checkpoint.load(cfg.resume)
+        cfg, overrides = _resumed_config(cfg, ckpt, overrides)
+    elif any((run_dir / "checkpoints").glob("*.pt")):
+        raise ConfigError(f"{run_dir} already holds a run's checkpoints; continue it with resume={run_dir}, "
+                          "or pick a new hydra.run.dir")
+    dev = device.pick(cfg.device)
+    torch.manual_seed(cfg.seed)
+    data_src = data.batches(cfg.data, cfg.batch_size, dev, cfg.seed)
+    G, D = models.build(cfg.model, cfg.latent_dim, cfg.data.channels, cfg.data.image_size)
+    G, D = G.to(dev), D.to(dev)
+    s = TrainState(G, D, instantiate(cfg.optimizer.generator)(G.parameters()),
+                   instantiate(cfg.optimizer.discriminator)(D.parameters()))
+    fixed_z = torch.randn(GRID, cfg.latent_dim, generator=torch.Generator().manual_seed(cfg.seed))
+    if ckpt is not None:
+        _restore(s, ckpt, data_src)
+        fixed_z = ckpt["fixed_z"]
+        log.info("resuming %s at step %d", ckpt["path"], s.step)
+    out = Outputs(run_dir, cfg, overrides, fixed_z, data_src, purge_step=s.step + 1 if ckpt else None)
+    if ckpt is None:
+        out.board.text("config", OmegaConf.to_yaml(cfg))
+        out.board.grid("Samples/real", data_src.next(), 0, png_name="real.png")
+    try:
+        final = fit(s, losses.build(cfg.loss), data_src, cfg, out)
+        if final:
+            out.board.hparams(hparams_of(cfg), {f"final/{k}": v for k, v in final.items() if k.startswith("Loss/")},
+                              s.step)
+    finally:
+        out.board.close()
+    log.info("done: %d steps; checkpoints in %s", s.step, run_dir / "checkpoints")
+    return s
+
+
+def _resumed_config(cfg, ckpt, overrides):
+    """The checkpoint's overrides, then this command's (which win), composed again by Hydra."""
+    parser = OverridesParser.create()
+    merged = {}
+    for text in [*ckpt["overrides"], *overrides]:
+        key = parser.parse_override(text).key_or_group.lstrip("+~")
+        if key != "resume":
+            merged[key] = text
+    new = hydra.compose("train", overrides=[*merged.values(), f"resume={cfg.resume}"])
+    schema.check_train(new)
+    saved = OmegaConf.create(ckpt["config"])
+    changed = [k for k in ARCH_KEYS if OmegaConf.select(new, k) != OmegaConf.select(saved, k)]
+    if changed:
+        raise ConfigError(f"resume: {', '.join(changed)} differ from the checkpoint's, so its weights cannot load; "
+                          "drop those overrides to continue the run")
+    return new, list(merged.values())
+
+
+def _restore(s, ckpt, data_src):
+    try:
+        checkpoint.load_weights(s.G, ckpt["G"], "G", ckpt["path"])
+        checkpoint.load_weights(s.D, ckpt["D"], "D", ckpt["path"])
+        s.opt_g.load_state_dict(ckpt["opt_g"])
+        s.opt_d.load_state_dict(ckpt["opt_d"])
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"{ckpt['path']}: optimizer state does not fit ({e}); resume with the same optimizer") from None
+    device.set_rng_state(ckpt["rng"])
+    data_src.load_state_dict(ckpt["rng"]["data"])
+    s.step = int(ckpt["step"])
+
+
+def _run_dir_for(resume, default):
+    """hydra.run.dir: a resumed run continues in its own folder; otherwise a new timestamped one."""
+    path = Path(str(resume)).expanduser() if resume else None
+    if path is not None and path.exists():
+        return str(checkpoint.run_folder(path) if path.is_file() else path)
+    return default
+
+
+def _hydra_subdir_for(resume):
+    """Keep the original run's .hydra/ intact when resuming into its folder."""
+    return f".hydra/resume-{datetime.now():%Y%m%d-%H%M%S}" if resume else ".hydra"
+
+
+def _dirname(text):
+    """A sweep job's folder name from its overrides: one path component, not too long."""
+    return text.replace("/", "_")[:120]
+
+
+schema.register()
+OmegaConf.register_new_resolver("gan_dirname", _dirname, replace=True)
+OmegaConf.register_new_resolver("gan_run_dir", _run_dir_for, replace=True)
+OmegaConf.register_new_resolver("gan_hydra_subdir", _hydra_subdir_for, replace=True)
+
+
+@hydra.main(version_base="1.3", config_path="pkg://gan_cli.configs", config_name="train")
+@report_errors("gan-train")
+def _main(cfg):
+    hc = HydraConfig.get()
+    train(cfg, hc.runtime.output_dir, [o for o in hc.overrides.task if not o.startswith("resume=")])
+
+
+main = exit_2_on_hydra_errors(_main)
+
+if __name__ == "__main__":
+    main()

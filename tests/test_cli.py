@@ -1,0 +1,122 @@
+"""The installed entry points, run as a user runs them: outputs, exit codes, one-line errors."""
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+
+from conftest import run_cli, tiny_overrides
+from gan_cli.sample import sample
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, mnist_root):
+    run = tmp_path_factory.mktemp("cli") / "run"
+    run_cli("gan-train", *tiny_overrides(mnist_root), f"hydra.run.dir={run}", check=True)
+    return run
+
+
+def test_gan_train_writes_a_run_folder(trained):
+    assert (trained / "checkpoints" / "last.pt").is_file()
+    assert (trained / ".hydra" / "config.yaml").is_file() and (trained / "train.log").is_file()
+    assert list((trained / "tb").glob("events.out.tfevents.*"))
+
+
+def test_gan_sample_writes_pngs_of_the_trained_size(trained, tmp_path):
+    run_cli("gan-sample", f"ckpt={trained}", "n=10", "format=png", f"out={tmp_path}", check=True)
+    pngs = sorted(tmp_path.glob("0*.png"))
+    assert len(pngs) == 10 and Image.open(pngs[0]).size == (28, 28)
+    assert Image.open(tmp_path / "grid.png").size == (8 * 30 + 2, 2 * 30 + 2)  # 8 per row, 2 px padding
+
+
+def test_gan_sample_same_seed_same_images_npz(trained, tmp_path):
+    arrays = []
+    for seed, out in ((3, "a"), (3, "b"), (4, "c")):
+        cfg = OmegaConf.create({"ckpt": f"{trained}/checkpoints/last.pt", "n": 5, "seed": seed, "format": "npz",
+                                "out": str(tmp_path / out), "device": "cpu", "nrow": 8})
+        arrays.append(np.load(sample(cfg) / "images.npz")["images"])
+    assert arrays[0].shape == (5, 28, 28, 1) and arrays[0].dtype == np.uint8
+    assert np.array_equal(arrays[0], arrays[1]) and not np.array_equal(arrays[0], arrays[2])
+
+
+def test_resume_through_the_cli_continues_in_the_same_folder(trained, mnist_root, tmp_path):
+    run = tmp_path / "run"
+    run_cli("gan-train", *tiny_overrides(mnist_root), f"hydra.run.dir={run}", check=True)
+    original = (run / ".hydra" / "overrides.yaml").read_text()
+    proc = run_cli("gan-train", f"resume={run}", "trainer.steps=6", cwd=tmp_path, check=True)
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["step"] == 6
+    assert (run / ".hydra" / "overrides.yaml").read_text() == original  # the original record is kept
+    assert not (tmp_path / "outputs").exists(), proc.stderr
+
+
+def one_line_error(proc, code, match):
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == code, proc.stderr
+    assert len(lines) == 1 and match in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("override,code,match", [
+    ("batch_size=0", 2, "batch_size must be a positive integer"),
+    ("+foo=1", 2, "unknown config key(s) foo"),
+    ("data.root=/nonexistent", 4, "MNIST is not in /nonexistent and data.download=false"),
+])
+def test_bad_training_input_is_one_line_and_an_exit_code(mnist_root, tmp_path, override, code, match):
+    proc = run_cli("gan-train", *tiny_overrides(mnist_root), override, f"hydra.run.dir={tmp_path}")
+    one_line_error(proc, code, match)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_cuda_without_cuda(mnist_root, tmp_path):
+    proc = run_cli("gan-train", *tiny_overrides(mnist_root), "device=cuda", f"hydra.run.dir={tmp_path}")
+    one_line_error(proc, 4, "CUDA is not available")
+
+
+def test_typos_fail_with_hydras_message_and_exit_2(mnist_root, tmp_path):
+    proc = run_cli("gan-train", "model=mlpp", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 2 and "Could not find 'model/mlpp'" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_cli("gan-train", "batch_size=abc", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 2 and "could not be converted to Integer" in proc.stderr
+
+
+def test_gan_sample_bad_input(tmp_path):
+    (tmp_path / "cfg.yaml").write_text("model: mlp\n")
+    one_line_error(run_cli("gan-sample", f"ckpt={tmp_path / 'cfg.yaml'}"), 3, "not a readable gan-cli checkpoint")
+    one_line_error(run_cli("gan-sample", f"ckpt={tmp_path}", "n=0"), 2, "n must be a positive integer")
+
+
+def test_multirun_gives_one_folder_per_job(mnist_root, tmp_path):
+    run_cli("gan-train", "-m", *tiny_overrides(mnist_root), "trainer.steps=2", "loss=saturating,nonsaturating",
+            "seed=0,1", f"hydra.sweep.dir={tmp_path}", check=True)
+    runs = sorted(p.parent.parent for p in tmp_path.glob("*/checkpoints/last.pt"))
+    assert len(runs) == 4
+    combos = {(c["loss"]["name"], c["seed"]) for c in (torch.load(r / "checkpoints" / "last.pt", weights_only=True)["config"]
+                                                       for r in runs)}
+    assert combos == {("saturating", 0), ("saturating", 1), ("nonsaturating", 0), ("nonsaturating", 1)}
+
+
+def test_installed_wheel_works_from_outside_the_checkout(mnist_root, tmp_path):
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", ROOT], check=True)
+    wheel = next((tmp_path / "dist").glob("gan_cli-*.whl"))
+    assert "gan_cli/configs/train.yaml" in zipfile.ZipFile(wheel).namelist()
+    subprocess.run([*pip, "install", "--no-deps", "--target", tmp_path / "site", wheel], check=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    where = subprocess.run([sys.executable, "-c", "import gan_cli; print(gan_cli.__file__)"], cwd=elsewhere,
+                           env=env, capture_output=True, text=True, check=True).stdout
+    assert where.startswith(str(tmp_path / "site"))  # the wheel's copy, not the checkout
+    proc = subprocess.run([tmp_path / "site" / "bin" / "gan-train", *tiny_overrides(mnist_root), "trainer.steps=2"],
+                          cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert list(elsewhere.glob("outputs/*/*/checkpoints/last.pt"))

@@ -1,0 +1,98 @@
+import pytest
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+
+from gan_cli import data
+from gan_cli.errors import ConfigError, EnvironmentProblem
+
+
+def data_cfg(**kw):
+    base = {"name": "mnist", "root": "data", "path": None, "image_size": 28, "channels": 1,
+            "download": False, "workers": 0}
+    return OmegaConf.create({**base, **kw})
+
+
+def test_mnist_from_raw_idx_files_via_torchvision(mnist_root):
+    train = data.load(data_cfg(root=str(mnist_root)), train=True)
+    test = data.load(data_cfg(root=str(mnist_root)), train=False)
+    assert train.shape == (96, 1, 28, 28) and test.shape == (32, 1, 28, 28) and train.dtype == torch.uint8
+    assert train.max() == 255  # the bright bars written by the fixture
+
+
+def test_resized_once_to_the_configured_size(mnist_root):
+    images = data.load(data_cfg(root=str(mnist_root), image_size=32))
+    assert images.shape == (96, 1, 32, 32) and images.dtype == torch.uint8
+
+
+def test_batches_are_in_minus_one_to_one(mnist_root):
+    src = data.batches(data_cfg(root=str(mnist_root)), 16, torch.device("cpu"), seed=0)
+    x = src.next()
+    assert x.shape == (16, 1, 28, 28) and x.min() >= -1 and x.max() == 1
+
+
+def test_missing_mnist_offline_names_the_folder_and_the_offline_option(tmp_path):
+    with pytest.raises(EnvironmentProblem, match=f"MNIST is not in {tmp_path}.*data=mnist5k"):
+        data.load(data_cfg(root=str(tmp_path)))
+
+
+def test_failed_download_is_one_clear_error(tmp_path, monkeypatch):
+    import torchvision.datasets.mnist as tvm
+
+    def no_network(self):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+
+    monkeypatch.setattr(tvm.MNIST, "download", no_network)
+    with pytest.raises(EnvironmentProblem, match="could not be downloaded .*Error downloading.*data=mnist5k"):
+        data.load(data_cfg(root=str(tmp_path), download=True))
+
+
+def test_channel_mismatch_says_what_to_set(mnist_root):
+    with pytest.raises(ConfigError, match="set data.channels=1"):
+        data.load(data_cfg(root=str(mnist_root), channels=3))
+
+
+def test_mnist5k_offline_subset_holds_out_50_per_class():
+    train = data.load(data_cfg(name="mnist5k"), train=True)
+    test = data.load(data_cfg(name="mnist5k"), train=False)
+    assert train.shape == (4500, 1, 28, 28) and test.shape == (500, 1, 28, 28)
+    assert not any(torch.equal(t, train[i]) for t in test[:5] for i in range(0, 4500, 450))
+
+
+def test_permutation_covers_every_image_once_per_epoch_and_resumes_exactly():
+    order = data.Permutation(10, 3, seed=1)
+    epoch = torch.cat([order.next() for _ in range(3)])  # 3 batches of 3; the 10th image waits
+    assert len(set(epoch.tolist())) == 9
+    state = order.state_dict()
+    ahead = [order.next() for _ in range(5)]  # crosses into the next epochs
+    again = data.Permutation(10, 3, seed=99)
+    again.load_state_dict(state)
+    assert all(torch.equal(a, b) for a, b in zip(ahead, [again.next() for _ in range(5)]))
+
+
+def test_batch_larger_than_dataset_is_a_config_error():
+    with pytest.raises(ConfigError, match="batch_size=20 is larger than the dataset"):
+        data.Permutation(10, 20, seed=0)
+
+
+def test_image_folder_through_dataloader_resumes_in_order(tmp_path):
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(5):
+            Image.new("RGB", (40, 30), (i * 50, 10, 200 if cls == "a" else 0)).save(tmp_path / cls / f"{i}.png")
+    cfg = data_cfg(name="folder", path=str(tmp_path), image_size=16, channels=3)
+    src = data.batches(cfg, 4, torch.device("cpu"), seed=0)
+    x = src.next()
+    assert x.shape == (4, 3, 16, 16) and x.min() >= -1 and x.max() <= 1
+    state = src.state_dict()
+    ahead = [src.next() for _ in range(3)]
+    again = data.batches(cfg, 4, torch.device("cpu"), seed=5)
+    again.load_state_dict(state)
+    assert all(torch.equal(a, b) for a, b in zip(ahead, [again.next() for _ in range(3)]))
+
+
+def test_folder_without_path_or_images_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="data=folder needs data.path"):
+        data.load(data_cfg(name="folder", channels=3))
+    with pytest.raises(ConfigError, match="subfolder"):
+        data.load(data_cfg(name="folder", path=str(tmp_path), channels=3))

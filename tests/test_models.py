@@ -1,0 +1,43 @@
+import pytest
+import torch
+
+from gan_cli import models
+from gan_cli.errors import ConfigError
+from gan_cli.models.dcgan import plan
+
+MLP = {"name": "mlp", "g_hidden": [32, 64], "d_hidden": [64, 32], "dropout": 0.3}
+DCGAN = {"name": "dcgan", "g_features": 8, "d_features": 8}
+
+
+@pytest.mark.parametrize("model", [MLP, DCGAN], ids=["mlp", "dcgan"])
+@pytest.mark.parametrize("channels,size", [(1, 28), (3, 32), (3, 64)])
+def test_contract_g_images_in_range_and_d_logits(model, channels, size):
+    G, D = models.build(model, 10, channels, size)
+    z = torch.randn(5, 10)
+    x = G(z)
+    assert x.shape == (5, channels, size, size)
+    assert x.min() >= -1 and x.max() <= 1
+    logits = D(x)
+    assert logits.shape == (5,)
+    logits.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in G.parameters())
+
+
+def test_dcgan_sizes_and_a_size_it_cannot_make():
+    assert plan(28) == (7, 2) and plan(32) == (4, 3) and plan(64) == (4, 4)
+    assert plan(48) is None and plan(8) is None
+    with pytest.raises(ConfigError, match="cannot make 48x48.*model=mlp"):
+        models.build(DCGAN, 10, 3, 48)
+
+
+def test_dcgan_init_is_normal_0_002():
+    G, D = models.build({**DCGAN, "g_features": 64, "d_features": 64}, 100, 3, 64)
+    w = D.net[2].weight
+    assert abs(w.mean().item()) < 2e-3 and w.std().item() == pytest.approx(0.02, rel=0.05)
+    bn = G.net[1]
+    assert bn.weight.mean().item() == pytest.approx(1.0, abs=5e-3) and (bn.bias == 0).all()
+
+
+def test_unknown_model_is_a_config_error():
+    with pytest.raises(ConfigError, match="unknown model 'vae'"):
+        models.build({"name": "vae"}, 10, 1, 28)

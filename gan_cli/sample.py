@@ -11,14 +11,21 @@ from gan_cli.board import generate, to_unit
 from gan_cli.errors import CheckpointError, EnvironmentProblem, exit_2_on_hydra_errors, report_errors
 
 
-def generator_from(ckpt, dev):
-    """G in eval mode, built from the checkpoint's stored model settings through the model registry."""
+def generator_from(ckpt, dev, use_ema=True):
+    """G in eval mode, built from the checkpoint's stored model settings through the model registry.
+
+    With use_ema and a moving average of G's weights in the checkpoint, that average is G.
+    """
     try:
         cfg = ckpt["config"]
         G, _ = models.build(cfg["model"], cfg["latent_dim"], cfg["data"]["channels"], cfg["data"]["image_size"])
     except (KeyError, TypeError) as e:
         raise CheckpointError(f"{ckpt['path']}: its stored config lacks {e}; pass a checkpoint written by gan-train") from None
-    checkpoint.load_weights(G, ckpt["G"], "G", ckpt["path"])
+    if use_ema and ckpt.get("G_ema"):  # the moving average of G's weights, when training kept one
+        ema = {k.removeprefix("module."): v for k, v in ckpt["G_ema"].items() if k.startswith("module.")}
+        checkpoint.load_weights(G, ema, "G_ema", ckpt["path"])
+    else:
+        checkpoint.load_weights(G, ckpt["G"], "G", ckpt["path"])
     return G.to(dev).eval(), cfg["latent_dim"]
 
 
@@ -27,7 +34,7 @@ def sample(cfg):
     schema.check_sample(cfg)
     dev = device.pick(cfg.device)
     ckpt = checkpoint.load(cfg.ckpt)
-    G, latent_dim = generator_from(ckpt, dev)
+    G, latent_dim = generator_from(ckpt, dev, cfg.ema)
     # Noise from a CPU generator: the same seed gives the same z on any device.
     z = torch.randn(cfg.n, latent_dim, generator=torch.Generator().manual_seed(cfg.seed))
     images = to_unit(generate(G, z.to(dev)))  # (n, C, H, W) in [0, 1]

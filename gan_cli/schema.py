@@ -82,6 +82,15 @@ class TrainerConfig:
     ckpt_every: int = 1000  # 0: only last.pt at the end
     keep_last: int = 3  # step_*.pt files kept besides last.pt
     max_nonfinite_skips: int = 0  # steps with an inf/NaN loss or gradient to skip before stopping
+    eval_every: int = 0  # quality metrics every N steps (0: off)
+    ema_decay: float = 0.0  # > 0: sample and evaluate an exponential moving average of G's weights
+
+
+@dataclass
+class EvalSettings:
+    n: int = 10_000  # generated samples scored against the whole test split
+    seed: int = 0
+    cache_dir: str = "~/.cache/gan-cli"  # where the domain classifier is cached
 
 
 @dataclass
@@ -91,6 +100,7 @@ class TrainConfig:
     loss: LossConfig = MISSING
     data: DataConfig = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalSettings = field(default_factory=EvalSettings)
     batch_size: int = 64  # m
     latent_dim: int = 100
     device: str = "auto"
@@ -107,12 +117,27 @@ class SampleConfig:
     format: str = "grid"  # grid | png | npz
     device: str = "auto"
     nrow: int = 8
+    ema: bool = True  # use the moving average of G's weights when the checkpoint has one
+
+
+@dataclass
+class EvalConfig:
+    ckpt: str = MISSING
+    n: int = 10_000
+    seed: int = 0
+    device: str = "auto"
+    cache_dir: str = "~/.cache/gan-cli"
+    data_root: Optional[str] = None  # where the checkpoint's dataset lives, if not where it trained
+    inception: bool = False  # also FID/KID with ImageNet Inception (needs its weights)
+    inception_weights: Optional[str] = None
+    ema: bool = True  # score the moving average of G's weights when the checkpoint has one
 
 
 def register():
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="sample_schema", node=SampleConfig)
+    cs.store(name="eval_schema", node=EvalConfig)
     # Kept out of the user-facing groups so `model=` lists only real options.
     for group, name, node in (("model", "mlp", MLPConfig), ("model", "dcgan", DCGANConfig),
                               ("optimizer", "adam", AdamConfig), ("optimizer", "sgd", SGDConfig),
@@ -149,12 +174,15 @@ def check_train(cfg):
     _require(t.d_steps >= 1, f"trainer.d_steps (k) must be >= 1, got {t.d_steps}; e.g. trainer.d_steps=1")
     _require(t.steps >= 1, f"trainer.steps must be >= 1, got {t.steps}")
     _require(t.log_every >= 1, f"trainer.log_every must be >= 1, got {t.log_every}")
-    for key in ("sample_every", "ckpt_every", "keep_last", "max_nonfinite_skips"):
+    for key in ("sample_every", "ckpt_every", "keep_last", "max_nonfinite_skips", "eval_every"):
         _require(t[key] >= 0, f"trainer.{key} must be >= 0 (0 turns it off), got {t[key]}")
     _require(cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:"),
              f"device must be auto, cpu or cuda, got {cfg.device!r}")
     _require(cfg.data.image_size > 0, f"data.image_size must be positive, got {cfg.data.image_size}")
-    _require(cfg.data.channels in (1, 3), f"data.channels must be 1 or 3, got {cfg.data.channels}")
+    _require(cfg.data.channels in (1, 3) or cfg.data.name in ("ring8", "grid25"),
+             f"data.channels must be 1 or 3, got {cfg.data.channels}")
+    _require(0 <= t.ema_decay < 1, f"trainer.ema_decay must be in [0, 1), got {t.ema_decay}")
+    _require(cfg.eval.n > 1, f"eval.n must be at least 2, got {cfg.eval.n}")
     for net in ("generator", "discriminator"):
         lr = cfg.optimizer[net].lr
         _require(lr > 0, f"optimizer.{net}.lr must be > 0, got {lr}")
@@ -166,5 +194,13 @@ def check_sample(cfg):
     _require(cfg.n > 0, f"n must be a positive integer, got {cfg.n}")
     _require(cfg.nrow > 0, f"nrow must be a positive integer, got {cfg.nrow}")
     _require(cfg.format in ("grid", "png", "npz"), f"format must be grid, png or npz, got {cfg.format!r}")
+    _require(cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:"),
+             f"device must be auto, cpu or cuda, got {cfg.device!r}")
+
+
+def check_eval(cfg):
+    unknown = list(_unknown_keys(cfg, EvalConfig))
+    _require(not unknown, f"unknown config key(s) {', '.join(unknown)}; remove them")
+    _require(cfg.n > 1, f"n must be at least 2, got {cfg.n}")
     _require(cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:"),
              f"device must be auto, cpu or cuda, got {cfg.device!r}")

@@ -1,5 +1,6 @@
 """gan-train: compose the config, build data, nets, loss and optimizers, then hand them to loop.fit()."""
 
+import json
 import logging
 import signal
 import sys
@@ -13,27 +14,33 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from gan_cli import checkpoint, data, device, losses, models, schema
+from gan_cli import checkpoint, data, device, evaluate, losses, models, schema
 from gan_cli.board import Board, generate, hparams_of
 from gan_cli.errors import CheckpointError, ConfigError, NonFiniteError, exit_2_on_hydra_errors, report_errors
-from gan_cli.loop import TrainState, fit
+from gan_cli.loop import TrainState, ema_of, fit
 from gan_cli.preempt import StopOnSignal
 
 log = logging.getLogger("gan-train")
 GRID = 64  # images in the fixed-noise sample grid
+SCATTER = 2000  # points in the fixed-noise scatter plot of 2-D toy data
 
 # The architecture: resuming with any of these changed cannot load the saved weights.
-ARCH_KEYS = ("model", "latent_dim", "data.channels", "data.image_size")
+ARCH_KEYS = ("model", "latent_dim", "data.channels", "data.image_size", "trainer.ema_decay")
 
 
 class Outputs:
     """Everything a run writes into its folder: TensorBoard, sample grids, checkpoints."""
 
-    def __init__(self, run_dir, cfg, overrides, fixed_z, data_src, stopper, purge_step=None):
+    def __init__(self, run_dir, cfg, overrides, fixed_z, data_src, stopper, evaluator=None, purge_step=None):
         self.run_dir, self.cfg, self.overrides = Path(run_dir), cfg, overrides
-        self.fixed_z, self.data_src, self.stopper = fixed_z, data_src, stopper
+        self.fixed_z, self.data_src, self.stopper, self.evaluator = fixed_z, data_src, stopper, evaluator
         self.board = Board(run_dir, purge_step)
+        self.metrics_log = self.run_dir / "metrics.jsonl"
+        if purge_step is not None and self.metrics_log.is_file():  # as TensorBoard: drop what will be redone
+            kept = [line for line in self.metrics_log.read_text().splitlines() if json.loads(line)["step"] < purge_step]
+            self.metrics_log.write_text("".join(line + "\n" for line in kept))
         self.last_scalars = {}
+        self.real_points = data_src.preview(SCATTER) if data.is_points(cfg.data) else None
 
     @property
     def stop_signal(self):
@@ -44,8 +51,18 @@ class Outputs:
         self.last_scalars = values
 
     def samples(self, s, step):
-        self.board.grid("Samples/fixed_noise", generate(s.G, self.fixed_z.to(next(s.G.parameters()).device)),
-                        step, png_name=f"step_{step:07d}.png")
+        fake = generate(s.sampler(self.cfg.latent_dim), self.fixed_z.to(next(s.G.parameters()).device))
+        if data.is_points(self.cfg.data):
+            self.board.scatter("Samples/scatter", fake, self.real_points, step, png_name=f"step_{step:07d}.png")
+        else:
+            self.board.grid("Samples/fixed_noise", fake, step, png_name=f"step_{step:07d}.png")
+
+    def evaluate(self, s, step):
+        result = self.evaluator(s.sampler(self.cfg.latent_dim), self.cfg.latent_dim)
+        self.board.scalars(evaluate.scalars(result), step)
+        with open(self.metrics_log, "a") as f:
+            f.write(json.dumps({"step": step, **result}) + "\n")
+        log.info("step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in evaluate.scalars(result).items()))
 
     def checkpoint(self, s, step, periodic):
         weights = {"G": s.G.state_dict(), "D": s.D.state_dict()}
@@ -54,6 +71,7 @@ class Outputs:
                                  "the last good checkpoint. Lower the learning rates")
         payload = {
             "step": step, **weights, "opt_g": s.opt_g.state_dict(), "opt_d": s.opt_d.state_dict(),
+            "G_ema": s.G_ema.state_dict() if s.sampler(self.cfg.latent_dim) is not s.G else {},  # fresh statistics
             "stats": {"sum": s.stats_sum, "count": s.stats_count, "nonfinite_skips": s.nonfinite_skips},
             "rng": {**device.rng_state(), "data": self.data_src.state_dict()},
             "fixed_z": self.fixed_z, "config": OmegaConf.to_container(self.cfg, resolve=True),
@@ -77,17 +95,22 @@ def train(cfg, run_dir, overrides=()):
     G, D = models.build(cfg.model, cfg.latent_dim, cfg.data.channels, cfg.data.image_size)
     G, D = G.to(dev), D.to(dev)
     s = TrainState(G, D, instantiate(cfg.optimizer.generator)(G.parameters()),
-                   instantiate(cfg.optimizer.discriminator)(D.parameters()))
-    fixed_z = torch.randn(GRID, cfg.latent_dim, generator=torch.Generator().manual_seed(cfg.seed))
+                   instantiate(cfg.optimizer.discriminator)(D.parameters()),
+                   G_ema=ema_of(G, cfg.trainer.ema_decay) if cfg.trainer.ema_decay else None)
+    grid = SCATTER if data.is_points(cfg.data) else GRID
+    fixed_z = torch.randn(grid, cfg.latent_dim, generator=torch.Generator().manual_seed(cfg.seed))
     if ckpt is not None:
         _restore(s, ckpt, data_src)
         fixed_z = ckpt["fixed_z"]
         log.info("resuming %s at step %d", ckpt["path"], s.step)
+    evaluator = (evaluate.make_evaluator(cfg.data, dev, cfg.eval.n, cfg.eval.seed, cfg.eval.cache_dir)
+                 if cfg.trainer.eval_every else None)
     with StopOnSignal() as stopper:
-        out = Outputs(run_dir, cfg, overrides, fixed_z, data_src, stopper, purge_step=_purge_step(ckpt))
+        out = Outputs(run_dir, cfg, overrides, fixed_z, data_src, stopper, evaluator, purge_step=_purge_step(ckpt))
         if ckpt is None:
             out.board.text("config", OmegaConf.to_yaml(cfg))
-            out.board.grid("Samples/real", data_src.preview(GRID), 0, png_name="real.png")
+            if not data.is_points(cfg.data):
+                out.board.grid("Samples/real", data_src.preview(GRID), 0, png_name="real.png")
         try:
             final = fit(s, losses.build(cfg.loss), data_src, cfg, out)
             if final and not stopper.signum:
@@ -154,6 +177,8 @@ def _restore(s, ckpt, data_src):
         checkpoint.load_weights(s.D, ckpt["D"], "D", ckpt["path"])
         s.opt_g.load_state_dict(ckpt["opt_g"])
         s.opt_d.load_state_dict(ckpt["opt_d"])
+        if s.G_ema is not None:
+            checkpoint.load_weights(s.G_ema, ckpt["G_ema"], "G_ema", ckpt["path"])
     except (KeyError, ValueError) as e:
         raise CheckpointError(f"{ckpt['path']}: optimizer state does not fit ({e}); resume with the same optimizer") from None
     device.set_rng_state(ckpt["rng"])

@@ -74,7 +74,7 @@ def test_fit_does_k_d_updates_per_g_update_on_fresh_batches_and_noise(k, monkeyp
     real_noise = loop.noise
     monkeypatch.setattr(loop, "noise", lambda *a: zs.append(real_noise(*a)) or zs[-1])
     cfg = OmegaConf.create({"batch_size": 6, "latent_dim": 4, "trainer": {
-        "steps": 5, "d_steps": k, "log_every": 2, "sample_every": 0, "ckpt_every": 0, "max_nonfinite_skips": 0}})
+        "steps": 5, "d_steps": k, "log_every": 2, "sample_every": 0, "ckpt_every": 0, "max_nonfinite_skips": 0, "eval_every": 0}})
     out = NullOut()
     fit(s, losses.LOSSES["saturating"], data, cfg, out)
 

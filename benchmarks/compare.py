@@ -1,0 +1,120 @@
+"""Summarise a saturating vs non-saturating sweep: a mean +- std table over seeds, and plots.
+
+Usage: python benchmarks/compare.py outputs/compare --out docs/compare
+Reads every run folder below each dataset folder (metrics.jsonl, tb/ and the checkpoint's config),
+writes <out>/results.md, <out>/results.json and one PNG per plot.
+"""
+
+import argparse
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+
+HEADLINE = {"mnist5k": ["inception_score", "class_entropy", "classes_covered", "fd_classifier", "kid_classifier",
+                        "precision", "recall"],
+            "ring8": ["modes_covered", "high_quality", "kl_to_uniform"]}
+PLOTTED = {"mnist5k": "inception_score", "ring8": "modes_covered"}
+EARLY_STEPS = 200  # where the saturating loss's gradient is expected to vanish
+
+
+def runs(dataset_dir):
+    """[(loss, seed, metrics lines, early G grad norms)] for each run folder with a checkpoint."""
+    found = []
+    for ckpt in sorted(dataset_dir.glob("*/checkpoints/last.pt")):
+        run = ckpt.parent.parent
+        config = torch.load(ckpt, map_location="cpu", weights_only=True)["config"]
+        lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        ea = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})
+        ea.Reload()
+        grads = [(e.step, e.value) for e in ea.Scalars("Grad/G_norm") if e.step <= EARLY_STEPS]
+        found.append((config["loss"]["name"], config["seed"], lines, grads))
+    return found
+
+
+def mean_std(values):
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def summarise(name, found):
+    by_loss = defaultdict(list)
+    for loss, seed, lines, grads in found:
+        by_loss[loss].append((seed, lines, grads))
+    keys = HEADLINE.get(name, [k for k in found[0][2][-1] if isinstance(found[0][2][-1][k], (int, float))])
+    table = {}
+    for loss, items in sorted(by_loss.items()):
+        finals = [lines[-1] for _, lines, _ in items]
+        table[loss] = {"seeds": sorted(seed for seed, _, _ in items), "step": finals[0]["step"],
+                       **{k: mean_std([f[k] for f in finals]) for k in keys}}
+    return by_loss, keys, table
+
+
+def markdown(name, keys, table):
+    head = f"| {name} loss | seeds | step | " + " | ".join(keys) + " |"
+    rule = "|---" * (len(keys) + 3) + "|"
+    rows = [f"| {loss} | {len(r['seeds'])} | {r['step']} | " +
+            " | ".join(f"{r[k][0]:.3f} ± {r[k][1]:.3f}" for k in keys) + " |" for loss, r in table.items()]
+    return "\n".join([head, rule, *rows])
+
+
+def plot_metric(name, by_loss, key, out):
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+    for loss, items in sorted(by_loss.items()):
+        steps = [line["step"] for line in items[0][1]]
+        values = [[lines[i][key] for _, lines, _ in items] for i in range(len(steps))]
+        mean = [statistics.fmean(v) for v in values]
+        std = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
+        ax.plot(steps, mean, marker="o", label=loss)
+        ax.fill_between(steps, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)], alpha=0.2)
+    ax.set(xlabel="step (G updates)", ylabel=key, title=f"{name}: {key}, mean ± std over seeds")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
+def plot_grads(name, by_loss, out):
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+    for loss, items in sorted(by_loss.items()):
+        for i, (_, _, grads) in enumerate(items):
+            ax.plot(*zip(*grads), color="tab:red" if loss == "saturating" else "tab:blue", alpha=0.6,
+                    label=loss if i == 0 else None)
+    ax.set(yscale="log", xlabel="step", ylabel="||grad of G's loss||",
+           title=f"{name}: G's gradient norm, first {EARLY_STEPS} steps")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweeps", type=Path, help="folder holding one sweep folder per dataset")
+    parser.add_argument("--out", type=Path, default=Path("docs/compare"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    sections, results = [], {}
+    for dataset_dir in sorted(p for p in args.sweeps.iterdir() if p.is_dir()):
+        found = runs(dataset_dir)
+        if not found:
+            continue
+        name = dataset_dir.name
+        by_loss, keys, table = summarise(name, found)
+        results[name] = table
+        plot_metric(name, by_loss, PLOTTED.get(name, keys[0]), args.out / f"{name}_metric.png")
+        plot_grads(name, by_loss, args.out / f"{name}_grad_norm.png")
+        sections.append(markdown(name, keys, table))
+    (args.out / "results.md").write_text("\n\n".join(sections) + "\n")
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print("\n\n".join(sections))
+
+
+if __name__ == "__main__":
+    main()

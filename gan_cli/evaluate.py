@@ -1,0 +1,140 @@
+"""gan-eval, and the Evaluator that gan-train's trainer.eval_every uses: G's samples against the test split."""
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import hydra
+import torch
+
+from gan_cli import checkpoint, classifier, data, device, inception, metrics, schema
+from gan_cli.board import generate
+from gan_cli.errors import EnvironmentProblem, exit_2_on_hydra_errors, report_errors
+from gan_cli.sample import generator_from
+
+log = logging.getLogger("gan-eval")
+
+
+class Evaluator:
+    """Scores G in the domain classifier's feature space; the real side is computed once."""
+
+    def __init__(self, cfg_data, dev, n=10_000, seed=0, cache_dir=None, inception_net=None):
+        self.net, self.accuracy = classifier.load_or_train(cfg_data, dev, cache_dir or classifier.default_cache_dir())
+        real, _ = data.load_labeled(cfg_data, train=False)
+        self.real = data.to_unit_range(real)
+        self.real_feats, self.real_logits = self.net.embed(self.real)
+        self.n, self.seed, self.device, self.inception = n, seed, dev, inception_net
+
+    @torch.no_grad()
+    def __call__(self, G, latent_dim):
+        z = torch.randn(self.n, latent_dim, generator=torch.Generator().manual_seed(self.seed))
+        fake = generate(G, z.to(self.device))
+        feats, logits = self.net.embed(fake)
+        feats, logits, real_feats = feats.cpu(), logits.cpu(), self.real_feats.cpu()
+        m = min(len(real_feats), len(feats))  # precision/recall compare sets of equal size
+        with torch.random.fork_rng(devices=[]):  # KID and IS draw random subsets; training's RNG stays put
+            torch.manual_seed(self.seed)
+            kid, kid_std = metrics.kernel_distance(real_feats, feats)
+            score, score_std = metrics.inception_score(logits, splits=max(1, min(10, len(logits) // 1000)))
+        precision, recall = metrics.precision_recall(real_feats[:m], feats[:m])
+        hist, entropy, covered = metrics.class_coverage(logits)
+        result = {
+            "fd_classifier": metrics.frechet_distance(real_feats, feats),
+            "kid_classifier": kid, "kid_classifier_std": kid_std,
+            "precision": precision, "recall": recall,
+            "inception_score": score, "inception_score_std": score_std,
+            "class_entropy": entropy, "classes_covered": covered, "class_histogram": hist,
+        }
+        if self.inception is not None:
+            result.update(self._inception(fake))
+        return result
+
+    def _inception(self, fake):
+        net = self.inception.to(self.device)
+        fid = metrics.FrechetInceptionDistance(feature=net).to(self.device)
+        kid = metrics.KernelInceptionDistance(feature=net, subsets=50,
+                                              subset_size=min(1000, len(self.real), len(fake))).to(self.device)
+        for images, real in ((self.real, True), (fake, False)):
+            for chunk in images.split(200):
+                x = inception.to_uint8_rgb(chunk).to(self.device)
+                fid.update(x, real=real)
+                kid.update(x, real=real)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            kid_mean, kid_std = kid.compute()
+        return {"fid_inception": fid.compute().item(), "kid_inception": kid_mean.item(), "kid_inception_std": kid_std.item()}
+
+
+class PointsEvaluator:
+    """Mode coverage and sample quality on the 2-D toy data, where the true modes are known."""
+
+    def __init__(self, cfg_data, dev, n=10_000, seed=0):
+        self.centres, self.std = data.modes(cfg_data)
+        self.n, self.seed, self.device = n, seed, dev
+
+    @torch.no_grad()
+    def __call__(self, G, latent_dim):
+        z = torch.randn(self.n, latent_dim, generator=torch.Generator().manual_seed(self.seed))
+        points = generate(G, z.to(self.device)).view(self.n, 2).cpu()
+        return metrics.mode_metrics(points, self.centres, self.std)
+
+
+def make_evaluator(cfg_data, dev, n, seed, cache_dir=None, inception_net=None):
+    if data.is_points(cfg_data):
+        return PointsEvaluator(cfg_data, dev, n, seed)
+    return Evaluator(cfg_data, dev, n, seed, cache_dir, inception_net)
+
+
+def scalars(result):
+    """The numbers of a result, as TensorBoard tags."""
+    return {f"Metrics/{k}": v for k, v in result.items() if isinstance(v, (int, float))}
+
+
+def write_json(path, mapping):
+    """Atomic JSON write: a kill never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(mapping, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def evaluate(cfg):
+    """Score cfg.ckpt; print the metrics and merge them into metrics.json beside the checkpoint."""
+    schema.check_eval(cfg)
+    dev = device.pick(cfg.device)
+    ckpt = checkpoint.load(cfg.ckpt)
+    G, latent_dim = generator_from(ckpt, dev, cfg.ema)
+    cfg_data = data.config_from(ckpt["config"]["data"], root=cfg.data_root)
+    net = inception.features(cfg.inception_weights) if cfg.inception else None
+    evaluator = make_evaluator(cfg_data, dev, cfg.n, cfg.seed, cfg.cache_dir, net)
+    result = {"step": ckpt["step"], "n": cfg.n, "seed": cfg.seed, "data": cfg_data.name,
+              "ema": bool(cfg.ema and ckpt.get("G_ema")),
+              "classifier_accuracy": getattr(evaluator, "accuracy", None), **evaluator(G, latent_dim)}
+    path = Path(ckpt["path"])
+    out = path.parent / "metrics.json"
+    try:
+        merged = json.loads(out.read_text()) if out.is_file() else {}
+        merged[path.name + ("" if result["ema"] or not ckpt.get("G_ema") else " (ema=false)")] = result
+        write_json(out, merged)
+    except (OSError, ValueError) as e:
+        raise EnvironmentProblem(f"cannot update {out} ({e}); move or fix that file") from None
+    for key, value in result.items():
+        if key != "class_histogram":
+            print(f"{key:>22}: {value:.4f}" if isinstance(value, float) else f"{key:>22}: {value}")
+    print(f"wrote {out} [{path.name}]")
+    return result
+
+
+schema.register()
+
+
+@hydra.main(version_base="1.3", config_path="pkg://gan_cli.configs", config_name="eval")
+@report_errors("gan-eval")
+def _main(cfg):
+    evaluate(cfg)
+
+
+main = exit_2_on_hydra_errors(_main)
+
+if __name__ == "__main__":
+    main()

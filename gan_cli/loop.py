@@ -150,7 +150,8 @@ def fit(s, loss, data, cfg, out):
             s.stats_count += 1
         except NonFiniteStep as e:
             _skip_or_stop(s, step, e, t.max_nonfinite_skips)
-            torch._foreach_copy_(_buffers(s), buffers)
+            for buffer, saved in zip(_buffers(s), buffers):
+                buffer.copy_(saved)
         s.step = step
         images += t.d_steps * cfg.batch_size
 

@@ -69,9 +69,11 @@ class Outputs:
         if not all(t.isfinite().all() for sd in weights.values() for t in sd.values() if t.is_floating_point()):
             raise NonFiniteError(f"step {step}: the weights are not finite; refusing to save them over "
                                  "the last good checkpoint. Lower the learning rates")
+        if s.G_ema is not None:
+            s.sampler(self.cfg.latent_dim)  # saves the average with batch-norm statistics of its own weights
         payload = {
             "step": step, **weights, "opt_g": s.opt_g.state_dict(), "opt_d": s.opt_d.state_dict(),
-            "G_ema": s.G_ema.state_dict() if s.sampler(self.cfg.latent_dim) is not s.G else {},  # fresh statistics
+            "G_ema": s.G_ema.state_dict() if s.G_ema is not None else {},
             "stats": {"sum": s.stats_sum, "count": s.stats_count, "nonfinite_skips": s.nonfinite_skips},
             "rng": {**device.rng_state(), "data": self.data_src.state_dict()},
             "fixed_z": self.fixed_z, "config": OmegaConf.to_container(self.cfg, resolve=True),

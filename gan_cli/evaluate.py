@@ -114,7 +114,8 @@ def evaluate(cfg):
     out = path.parent / "metrics.json"
     try:
         merged = json.loads(out.read_text()) if out.is_file() else {}
-        merged[path.name + ("" if result["ema"] or not ckpt.get("G_ema") else " (ema=false)")] = result
+        key = f"{path.name} (ema=false)" if ckpt.get("G_ema") and not result["ema"] else path.name
+        merged[key] = result
         write_json(out, merged)
     except (OSError, ValueError) as e:
         raise EnvironmentProblem(f"cannot update {out} ({e}); move or fix that file") from None

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import BIN, run_cli, tiny_overrides
-from gan_cli import checkpoint, data, device, losses
+from gan_cli import checkpoint, data, device
 from gan_cli.errors import CheckpointError, EnvironmentProblem, NonFiniteError
 from gan_cli.sample import sample
 from gan_cli.train import train

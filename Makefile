@@ -4,14 +4,14 @@ PY    := $(VENV)/bin/python
 # The torch build to install first (these lie on this project's machines); set TORCH= to let pip choose.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 DEMO_STEPS ?= 2000
-RECIPE_STEPS ?= 6000
+RECIPE_STEPS ?= 7000
 DEMO_DIR   ?= outputs/demo/$(shell date +%Y%m%d-%H%M%S)
 
 COMPARE_DIR   ?= outputs/compare
 COMPARE_SEEDS ?= 0,1,2
 RECIPE_DIR    ?= outputs/recipe/$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: install test test-all demo compare recipe clean
+.PHONY: install test test-all demo compare recipe bench speed-quality clean
 
 install: $(VENV)/.installed
 
@@ -42,10 +42,24 @@ compare: install
 
 # The sample-quality recipe: default DCGAN, non-saturating loss, EMA of G; then gan-eval on 10,000 samples.
 recipe: install
-	$(VENV)/bin/gan-train trainer.steps=$(RECIPE_STEPS) trainer.ema_decay=0.995 trainer.ckpt_every=1000 trainer.sample_every=1000 \
-	  hydra.run.dir=$(RECIPE_DIR)
+	$(VENV)/bin/gan-train trainer.steps=$(RECIPE_STEPS) trainer.ema_decay=0.999 trainer.ckpt_every=2000 trainer.keep_last=5 \
+	  trainer.sample_every=2000 hydra.run.dir=$(RECIPE_DIR)
 	$(VENV)/bin/gan-eval ckpt=$(RECIPE_DIR)
 	$(VENV)/bin/gan-sample ckpt=$(RECIPE_DIR) n=100 nrow=10 out=$(RECIPE_DIR)/generated
+
+# Speed: gan-cli's trainer against a tutorial-style loop (table + benchmarks/results.json), then 1 vs 2 torchrun processes.
+bench: install
+	$(PY) benchmarks/bench.py --out benchmarks/results.json
+	$(PY) benchmarks/bench.py --scaling --cases mlp-28-64,dcgan-32-64 --out benchmarks/scaling.json
+
+# Do the fast defaults (bf16 autocast, channels_last) change quality? Plain float32 vs auto, 3 seeds, equal steps.
+SPEEDCHECK_DIR ?= outputs/speedcheck
+SPEEDCHECK      = trainer.steps=1000 trainer.eval_every=1000 eval.n=2000 trainer.ckpt_every=0 trainer.sample_every=1000
+speed-quality: install
+	$(VENV)/bin/gan-train -m trainer.precision=32 trainer.channels_last=false seed=0,1,2 $(SPEEDCHECK) \
+	  hydra.sweep.dir=$(SPEEDCHECK_DIR)/fp32
+	$(VENV)/bin/gan-train -m seed=0,1,2 $(SPEEDCHECK) hydra.sweep.dir=$(SPEEDCHECK_DIR)/auto
+	$(PY) benchmarks/speed_quality.py $(SPEEDCHECK_DIR)/fp32 $(SPEEDCHECK_DIR)/auto
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

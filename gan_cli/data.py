@@ -199,18 +199,23 @@ def to_unit_range(x):
 
 
 class TensorBatches:
-    """Batches of a uint8 tensor held on the training device: no workers, no per-sample transforms."""
+    """Batches of a uint8 tensor held on the training device: no workers, no per-sample transforms.
 
-    def __init__(self, images, batch_size, device, seed):
+    Under torchrun every rank walks the same permutation in global batches of batch_size x world and takes
+    its own slice, so the ranks see different images of every epoch.
+    """
+
+    def __init__(self, images, batch_size, device, seed, rank=0, world=1):
         self.images = images.to(device)
-        self.order = Permutation(len(images), batch_size, seed)
+        self.order = Permutation(len(images), batch_size * world, seed)
+        self.share = slice(rank * batch_size, (rank + 1) * batch_size)
 
     def preview(self, n):
         """The first n images, for a grid of real data; draws nothing from the training order."""
         return to_unit_range(self.images[:n])
 
     def next(self):
-        idx = self.order.next().to(self.images.device)
+        idx = self.order.next()[self.share].to(self.images.device)
         return to_unit_range(self.images[idx])
 
     def state_dict(self):
@@ -221,30 +226,26 @@ class TensorBatches:
 
 
 class LoaderBatches:
-    """Batches of a Dataset through a DataLoader (workers, pinned memory), in Permutation's order."""
+    """Batches of a Dataset through one DataLoader (workers that persist across epochs, pinned memory),
+    in Permutation's order and, under torchrun, this rank's slice of each global batch."""
 
-    def __init__(self, dataset, batch_size, device, seed, workers):
-        self.order = Permutation(len(dataset), batch_size, seed)
-        self.dataset, self.device, self.workers = dataset, device, workers
+    def __init__(self, dataset, batch_size, device, seed, workers, rank=0, world=1):
+        self.order = Permutation(len(dataset), batch_size * world, seed)
+        self.share = slice(rank * batch_size, (rank + 1) * batch_size)
+        self.dataset, self.device = dataset, device
+        self.loader = DataLoader(dataset, batch_sampler=_RestOfEpoch(self), num_workers=workers,
+                                 pin_memory=device.type == "cuda", persistent_workers=workers > 0)
         self.it = None
 
     def preview(self, n):
         return torch.stack([self.dataset[i][0] for i in range(min(n, len(self.dataset)))])
-
-    def _epoch_loader(self):
-        # The rest of the current epoch; DataLoader prefetches, so the order is not advanced here.
-        start = self.order.pos
-        batches = self.order.perm[start:].split(self.order.batch_size)
-        batches = [b.tolist() for b in batches if len(b) == self.order.batch_size]
-        return iter(DataLoader(self.dataset, batch_sampler=batches, num_workers=self.workers,
-                               pin_memory=self.device.type == "cuda"))
 
     def next(self):
         if self.order.pos + self.order.batch_size > self.order.n:
             self.order.new_epoch()
             self.it = None
         if self.it is None:
-            self.it = self._epoch_loader()
+            self.it = iter(self.loader)
         x, _ = next(self.it)
         self.order.pos += self.order.batch_size
         return x.to(self.device, non_blocking=True)
@@ -257,9 +258,27 @@ class LoaderBatches:
         self.it = None
 
 
-def batches(cfg_data, batch_size, device, seed):
-    """The training batch source for a data config."""
+class _RestOfEpoch:
+    """The batch sampler: the rest of the current epoch, read when an epoch's iteration starts (the
+    DataLoader prefetches, so the order's position is advanced by LoaderBatches.next, not here)."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def __iter__(self):
+        order = self.source.order
+        for b in order.perm[order.pos:].split(order.batch_size):
+            if len(b) == order.batch_size:
+                yield b[self.source.share].tolist()
+
+    def __len__(self):
+        order = self.source.order
+        return (order.n - order.pos) // order.batch_size
+
+
+def batches(cfg_data, batch_size, device, seed, rank=0, world=1):
+    """The training batch source for a data config: in memory when the dataset is a tensor, else a DataLoader."""
     data = load(cfg_data, train=True)
     if isinstance(data, torch.Tensor):
-        return TensorBatches(data, batch_size, device, seed)
-    return LoaderBatches(data, batch_size, device, seed, cfg_data.workers)
+        return TensorBatches(data, batch_size, device, seed, rank, world)
+    return LoaderBatches(data, batch_size, device, seed, cfg_data.workers, rank, world)

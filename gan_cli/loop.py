@@ -1,6 +1,7 @@
 """Algorithm 1 of Goodfellow et al. (2014): k updates of D with G fixed, then one update of G with D fixed."""
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -10,7 +11,9 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 from tqdm import tqdm
 
+from gan_cli import dist
 from gan_cli.errors import NonFiniteError
+from gan_cli.speed import Speed, has_batch_norm
 
 log = logging.getLogger("gan-train")
 
@@ -30,10 +33,23 @@ class TrainState:
     stats_count: int = 0
     nonfinite_skips: int = 0
     G_ema: Optional[AveragedModel] = None  # exponential moving average of G's weights, if trainer.ema_decay > 0
+    speed: Optional[Speed] = None  # how the steps run on the device (speed.resolve); default: float32, checked
+    # Under torchrun: the nets as the phase that updates them sees them (DDP-wrapped), and this process's
+    # share of each global batch. G and D themselves stay plain modules: checkpoints, EMA and sampling use them.
+    G_train: Optional[nn.Module] = None
+    D_train: Optional[nn.Module] = None
+    rank: int = 0
+    world: int = 1
 
     def __post_init__(self):
+        device = next(self.G.parameters()).device
+        self.G_train = self.G_train or self.G
+        self.D_train = self.D_train or self.D
         if self.stats_sum is None:
-            self.stats_sum = torch.zeros(len(STATS), device=next(self.G.parameters()).device)
+            self.stats_sum = torch.zeros(len(STATS), device=device)
+        self.speed = self.speed or Speed(device)
+        self.scaler_g, self.scaler_d = self.speed.scaler(), self.speed.scaler()
+        self.joint_d = not has_batch_norm(self.D)
 
     def sampler(self, latent_dim):
         """The G that makes pictures and is evaluated: the moving average, with fresh statistics, if any."""
@@ -76,20 +92,40 @@ def _grad_norm(module):
     return torch.nn.utils.get_total_norm([p.grad for p in module.parameters() if p.grad is not None])
 
 
-def noise(m, latent_dim, device):
-    return torch.randn(m, latent_dim, device=device)  # z ~ N(0, I)
+def noise(m, latent_dim, device, rank=0, world=1):
+    """z ~ N(0, I) for this rank's share of a global batch of m x world: all ranks draw the same global
+    batch and keep their slice, so N processes see the noise one process with the global batch would."""
+    z = torch.randn(m * world, latent_dim, device=device)
+    return z[rank * m:(rank + 1) * m] if world > 1 else z
+
+
+def _update(s, net, opt, scaler, loss, name):
+    """Backward, then (if the loss and gradient are finite) one optimizer step; returns the gradient norm."""
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt)
+    grad_norm = _grad_norm(net)
+    if scaler.is_enabled():  # float16: an inf gradient is the scaler's to skip (it lowers the scale), not an error
+        grad_norm = torch.where(grad_norm.isfinite(), grad_norm, 0.0)
+    if s.speed.check_each_step:
+        _check_finite(loss.detach(), grad_norm, name)
+    scaler.step(opt)
+    scaler.update()
+    return grad_norm
 
 
 def d_step(s, loss, real, z):
     """One ascent step on D's objective; G is only evaluated, never differentiated."""
-    with torch.no_grad():
-        fake = s.G(z)
-    real_logits, fake_logits = s.D(real), s.D(fake)
+    with s.speed.autocast():
+        with torch.no_grad():
+            fake = s.G(z)
+        if s.joint_d:  # D without batch norm scores each image alone: one pass over both is the same function
+            logits = s.D_train(torch.cat([real, fake.to(real.dtype)])).float()
+            real_logits, fake_logits = logits[:len(real)], logits[len(real):]
+        else:
+            real_logits, fake_logits = s.D_train(real).float(), s.D_train(fake).float()
     loss_d = loss.d(real_logits, fake_logits)
-    s.opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
-    _check_finite(loss_d.detach(), _grad_norm(s.D), "D")
-    s.opt_d.step()
+    _update(s, s.D, s.opt_d, s.scaler_d, loss_d, "D")
     return loss_d.detach(), torch.sigmoid(real_logits.detach()).mean(), torch.sigmoid(fake_logits.detach()).mean()
 
 
@@ -97,23 +133,21 @@ def g_step(s, loss, z):
     """One descent step on G's loss; D's parameters take no gradient and are not stepped."""
     s.D.requires_grad_(False)
     try:
-        loss_g = loss.g(s.D(s.G(z)))
-        s.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
+        with s.speed.autocast():
+            fake_logits = s.D(s.G_train(z)).float()
+        loss_g = loss.g(fake_logits)
+        grad_norm = _update(s, s.G, s.opt_g, s.scaler_g, loss_g, "G")
     finally:
         s.D.requires_grad_(True)
-    grad_norm = _grad_norm(s.G)
-    _check_finite(loss_g.detach(), grad_norm, "G")
-    s.opt_g.step()
     return loss_g.detach(), grad_norm
 
 
 def _iteration(s, loss, data, cfg, device):
     """k D steps, each on a fresh real batch and fresh noise, then one G step on fresh noise."""
-    m = cfg.batch_size
+    m, shard = cfg.batch_size, (s.rank, s.world)
     for _ in range(cfg.trainer.d_steps):
-        loss_d, d_real, d_fake = d_step(s, loss, data.next(), noise(m, cfg.latent_dim, device))
-    loss_g, g_norm = g_step(s, loss, noise(m, cfg.latent_dim, device))
+        loss_d, d_real, d_fake = d_step(s, loss, s.speed.batch(data.next()), noise(m, cfg.latent_dim, device, *shard))
+    loss_g, g_norm = g_step(s, loss, noise(m, cfg.latent_dim, device, *shard))
     if s.G_ema is not None:
         s.G_ema.update_parameters(s.G)
     return torch.stack([loss_d, loss_g, d_real, d_fake, g_norm])
@@ -136,12 +170,23 @@ def _skip_or_stop(s, step, error, max_skips):
                 step, error, s.nonfinite_skips, max_skips)
 
 
+def _check_window(values, step, log_every):
+    """finite_check=log: inf/NaN are found when the window's sums are read, after the optimizer stepped."""
+    bad = [name for name, value in values.items() if not math.isfinite(value)]
+    if bad:
+        raise NonFiniteError(
+            f"{', '.join(bad)} not finite in the {log_every} steps up to {step}; stopped, no checkpoint written "
+            f"after the last good one. Lower the learning rates, or set trainer.finite_check=step to stop "
+            f"before the first bad optimizer step")
+
+
 def fit(s, loss, data, cfg, out):
     """Train from s.step to cfg.trainer.steps; `out` logs, samples and checkpoints (see train.Outputs)."""
     t = cfg.trainer
     device = next(s.G.parameters()).device
     tic, images = time.perf_counter(), 0
-    bar = tqdm(range(s.step + 1, t.steps + 1), initial=s.step, total=t.steps, desc="train", dynamic_ncols=True)
+    bar = tqdm(range(s.step + 1, t.steps + 1), initial=s.step, total=t.steps, desc="train", dynamic_ncols=True,
+               disable=s.rank > 0)
     for step in bar:
         # Skipping a step must also undo what its forward passes did to batch-norm statistics.
         buffers = [b.clone() for b in _buffers(s)] if t.max_nonfinite_skips else None
@@ -153,11 +198,14 @@ def fit(s, loss, data, cfg, out):
             for buffer, saved in zip(_buffers(s), buffers):
                 buffer.copy_(saved)
         s.step = step
-        images += t.d_steps * cfg.batch_size
+        images += t.d_steps * cfg.batch_size * s.world
 
         on_cycle = step % t.log_every == 0
         if (on_cycle or step == t.steps) and s.stats_count:
-            values = dict(zip(STATS, (s.stats_sum / s.stats_count).tolist()))  # the one regular host sync
+            window = dist.mean_over_ranks(s.stats_sum / s.stats_count)
+            values = dict(zip(STATS, window.tolist()))  # the one regular host sync
+            if not s.speed.check_each_step:
+                _check_window(values, step, t.log_every)
             speed = images / (time.perf_counter() - tic)
             out.scalars({**values, "Speed/images_per_sec": speed}, step)
             bar.set_postfix({"D": f"{values['Loss/D']:.3f}", "G": f"{values['Loss/G']:.3f}", "img/s": f"{speed:.0f}"})
@@ -169,9 +217,10 @@ def fit(s, loss, data, cfg, out):
         if t.eval_every and (step % t.eval_every == 0 or step == t.steps):
             out.evaluate(s, step)
         periodic = bool(t.ckpt_every and step % t.ckpt_every == 0)
-        if periodic or step == t.steps or out.stop_signal:
+        stop = out.stop_signal  # under torchrun, every rank's answer: all stop after the same step
+        if periodic or step == t.steps or stop:
             out.checkpoint(s, step, periodic)
-        if out.stop_signal:
+        if stop:
             break
     bar.close()
     return out.last_scalars

@@ -27,6 +27,7 @@ class DCGANConfig:
     name: str = "dcgan"
     g_features: int = 64  # width of G's last hidden layer (ngf in Radford et al.)
     d_features: int = 64  # width of D's first layer (ndf)
+    d_norm: str = "batch"  # batch | spectral | none: how D's hidden layers are normalised
 
 
 @dataclass
@@ -84,6 +85,11 @@ class TrainerConfig:
     max_nonfinite_skips: int = 0  # steps with an inf/NaN loss or gradient to skip before stopping
     eval_every: int = 0  # quality metrics every N steps (0: off)
     ema_decay: float = 0.0  # > 0: sample and evaluate an exponential moving average of G's weights
+    precision: str = "auto"  # auto | 32 | bf16 | 16 (autocast; 16 with a GradScaler per network)
+    channels_last: str = "auto"  # auto (on for convolutional models) | true | false
+    compile: bool = False  # torch.compile G and D
+    finite_check: str = "auto"  # step | log (auto: step on CPU, log on CUDA)
+    sync_batch_norm: bool = False  # under torchrun: batch norm over the global batch (CUDA only)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import signal
 import sys
 from datetime import datetime
@@ -14,7 +15,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from gan_cli import checkpoint, data, device, evaluate, losses, models, schema
+from gan_cli import checkpoint, data, device, dist, evaluate, losses, models, schema, speed
 from gan_cli.board import Board, generate, hparams_of
 from gan_cli.errors import CheckpointError, ConfigError, NonFiniteError, exit_2_on_hydra_errors, report_errors
 from gan_cli.loop import TrainState, ema_of, fit
@@ -44,7 +45,21 @@ class Outputs:
 
     @property
     def stop_signal(self):
-        return self.stopper.signum
+        return agreed_stop(self.stopper)
+
+    def start(self):
+        """What a new run logs once: its config and a grid of real data."""
+        self.board.text("config", OmegaConf.to_yaml(self.cfg))
+        if not data.is_points(self.cfg.data):
+            self.board.grid("Samples/real", self.data_src.preview(GRID), 0, png_name="real.png")
+
+    def finish(self, s, final):
+        if final and not self.stopper.signum:
+            self.board.hparams(hparams_of(self.cfg), {f"final/{k}": v for k, v in final.items() if k.startswith("Loss/")},
+                               s.step)
+
+    def close(self):
+        self.board.close()
 
     def scalars(self, values, step):
         self.board.scalars(values, step)
@@ -74,6 +89,7 @@ class Outputs:
         payload = {
             "step": step, **weights, "opt_g": s.opt_g.state_dict(), "opt_d": s.opt_d.state_dict(),
             "G_ema": s.G_ema.state_dict() if s.G_ema is not None else {},
+            "scalers": {"G": s.scaler_g.state_dict(), "D": s.scaler_d.state_dict()},  # empty unless precision=16
             "stats": {"sum": s.stats_sum, "count": s.stats_count, "nonfinite_skips": s.nonfinite_skips},
             "rng": {**device.rng_state(), "data": self.data_src.state_dict()},
             "fixed_z": self.fixed_z, "config": OmegaConf.to_container(self.cfg, resolve=True),
@@ -82,23 +98,59 @@ class Outputs:
         checkpoint.write(self.run_dir / "checkpoints", payload, step, self.cfg.trainer.keep_last, periodic)
 
 
+class Follower:
+    """The outputs of a torchrun rank other than 0: it writes nothing, but takes part in deciding to stop."""
+
+    last_scalars = {}
+
+    def __init__(self, stopper):
+        self.stopper = stopper
+
+    @property
+    def stop_signal(self):
+        return agreed_stop(self.stopper)
+
+    def scalars(self, values, step):
+        self.last_scalars = values
+
+    def samples(self, s, step):
+        pass
+
+    def evaluate(self, s, step):
+        pass
+
+    def checkpoint(self, s, step, periodic):
+        pass
+
+    def start(self):
+        pass
+
+    def finish(self, s, final):
+        pass
+
+    def close(self):
+        pass
+
+
+def agreed_stop(stopper):
+    """The signal any rank received (all ranks then stop after the same step), recorded as this rank's own."""
+    stopper.signum = dist.max_over_ranks(stopper.signum or 0) or None
+    return stopper.signum
+
+
 def train(cfg, run_dir, overrides=()):
     """Train per `cfg` into `run_dir`; `overrides` are the command line's, kept so resume can recompose."""
     run_dir = Path(run_dir)
     schema.check_train(cfg)
-    for name in checkpoint.remove_partial(run_dir / "checkpoints"):
+    dist.init()
+    main = dist.is_main()
+    for name in checkpoint.remove_partial(run_dir / "checkpoints") if main else ():
         log.warning("removed %s, left by a save that was interrupted", name)
     ckpt = _checkpoint_to_resume(cfg, run_dir)
     if ckpt is not None:
         cfg, overrides = _resumed_config(cfg, ckpt, overrides)
-    dev = device.pick(cfg.device)
-    torch.manual_seed(cfg.seed)
-    data_src = data.batches(cfg.data, cfg.batch_size, dev, cfg.seed)
-    G, D = models.build(cfg.model, cfg.latent_dim, cfg.data.channels, cfg.data.image_size)
-    G, D = G.to(dev), D.to(dev)
-    s = TrainState(G, D, instantiate(cfg.optimizer.generator)(G.parameters()),
-                   instantiate(cfg.optimizer.discriminator)(D.parameters()),
-                   G_ema=ema_of(G, cfg.trainer.ema_decay) if cfg.trainer.ema_decay else None)
+    dev = dist.device(device.pick(cfg.device))
+    s, data_src, loss = build(cfg, dev)
     grid = SCATTER if data.is_points(cfg.data) else GRID
     fixed_z = torch.randn(grid, cfg.latent_dim, generator=torch.Generator().manual_seed(cfg.seed))
     if ckpt is not None:
@@ -106,26 +158,44 @@ def train(cfg, run_dir, overrides=()):
         fixed_z = ckpt["fixed_z"]
         log.info("resuming %s at step %d", ckpt["path"], s.step)
     evaluator = (evaluate.make_evaluator(cfg.data, dev, cfg.eval.n, cfg.eval.seed, cfg.eval.cache_dir)
-                 if cfg.trainer.eval_every else None)
-    with StopOnSignal() as stopper:
-        out = Outputs(run_dir, cfg, overrides, fixed_z, data_src, stopper, evaluator, purge_step=_purge_step(ckpt))
+                 if cfg.trainer.eval_every and main else None)
+    with StopOnSignal(keep=dist.world_size() > 1) as stopper:
+        out = (Outputs(run_dir, cfg, overrides, fixed_z, data_src, stopper, evaluator, purge_step=_purge_step(ckpt))
+               if main else Follower(stopper))
         if ckpt is None:
-            out.board.text("config", OmegaConf.to_yaml(cfg))
-            if not data.is_points(cfg.data):
-                out.board.grid("Samples/real", data_src.preview(GRID), 0, png_name="real.png")
+            out.start()
         try:
-            final = fit(s, losses.build(cfg.loss), data_src, cfg, out)
-            if final and not stopper.signum:
-                out.board.hparams(hparams_of(cfg), {f"final/{k}": v for k, v in final.items() if k.startswith("Loss/")},
-                                  s.step)
+            out.finish(s, fit(s, loss, data_src, cfg, out))
+        except dist.PEER_ERRORS as e:
+            if dist.world_size() == 1:
+                raise
+            raise dist.lost_peer(e) from None
         finally:
-            out.board.close()
+            out.close()
     if stopper.signum:
         print(f"gan-train: stopped by {signal.Signals(stopper.signum).name} after step {s.step}; saved "
               f"{run_dir / 'checkpoints' / checkpoint.LAST}; continue with resume={run_dir}", file=sys.stderr, flush=True)
         raise SystemExit(stopper.exit_code)
     log.info("done: %d steps; checkpoints in %s", s.step, run_dir / "checkpoints")
     return s
+
+
+def build(cfg, dev):
+    """(TrainState, batch source, loss) for a composed config: the nets, optimizers and speed settings."""
+    torch.manual_seed(cfg.seed)  # the same on every rank: the nets start equal, the noise is drawn equal
+    rank, world = dist.rank(), dist.world_size()
+    data_src = data.batches(cfg.data, cfg.batch_size, dev, cfg.seed, rank, world)
+    G, D = models.build(cfg.model, cfg.latent_dim, cfg.data.channels, cfg.data.image_size)
+    fast = speed.resolve(cfg.trainer, dev, convolutional=cfg.model.name == "dcgan")
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN times its algorithms once and keeps the fastest
+    G_train, D_train = (dist.wrap(fast.prepare(net), dev, cfg.trainer.sync_batch_norm) for net in (G, D))
+    G, D = dist.unwrap(G_train), dist.unwrap(D_train)
+    s = TrainState(G, D, fast.optimizer(instantiate(cfg.optimizer.generator), G.parameters()),
+                   fast.optimizer(instantiate(cfg.optimizer.discriminator), D.parameters()),
+                   G_ema=ema_of(G, cfg.trainer.ema_decay) if cfg.trainer.ema_decay else None, speed=fast,
+                   G_train=G_train, D_train=D_train, rank=rank, world=world)
+    return s, data_src, losses.build(cfg.loss)
 
 
 def _purge_step(ckpt):
@@ -181,6 +251,10 @@ def _restore(s, ckpt, data_src):
         s.opt_d.load_state_dict(ckpt["opt_d"])
         if s.G_ema is not None:
             checkpoint.load_weights(s.G_ema, ckpt["G_ema"], "G_ema", ckpt["path"])
+        scalers = ckpt.get("scalers", {})  # float16's loss scales; absent from checkpoints older than the option
+        for scaler, name in ((s.scaler_g, "G"), (s.scaler_d, "D")):
+            if scaler.is_enabled() and scalers.get(name):
+                scaler.load_state_dict(scalers[name])
     except (KeyError, ValueError) as e:
         raise CheckpointError(f"{ckpt['path']}: optimizer state does not fit ({e}); resume with the same optimizer") from None
     device.set_rng_state(ckpt["rng"])
@@ -196,12 +270,19 @@ def _run_dir_for(resume, default):
     path = Path(str(resume)).expanduser() if resume and resume != "auto" else None
     if path is not None and path.exists():
         return str(checkpoint.run_folder(path) if path.is_file() else path)
-    return default
+    return dist.from_main(default)  # under torchrun: rank 0's timestamp, even if the ranks started a second apart
 
 
 def _hydra_subdir_for(resume):
-    """Keep the original run's .hydra/ intact when resuming into its folder."""
+    """Keep the original run's .hydra/ intact when resuming into its folder; only rank 0 writes one."""
+    if not dist.is_main():
+        return None
     return f".hydra/resume-{datetime.now():%Y%m%d-%H%M%S}" if resume and resume != "auto" else ".hydra"
+
+
+def _log_file(run_dir, job_name):
+    """train.log in the run folder, written by rank 0 alone (the other ranks log to the console)."""
+    return str(Path(run_dir) / f"{job_name}.log") if dist.is_main() else os.devnull
 
 
 def _dirname(text):
@@ -213,13 +294,17 @@ schema.register()
 OmegaConf.register_new_resolver("gan_dirname", _dirname, replace=True)
 OmegaConf.register_new_resolver("gan_run_dir", _run_dir_for, replace=True)
 OmegaConf.register_new_resolver("gan_hydra_subdir", _hydra_subdir_for, replace=True)
+OmegaConf.register_new_resolver("gan_log_file", _log_file, replace=True)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://gan_cli.configs", config_name="train")
 @report_errors("gan-train")
 def _main(cfg):
     hc = HydraConfig.get()
-    train(cfg, hc.runtime.output_dir, [o for o in hc.overrides.task if not o.startswith("resume=")])
+    try:
+        train(cfg, hc.runtime.output_dir, [o for o in hc.overrides.task if not o.startswith("resume=")])
+    finally:
+        dist.close()
 
 
 main = exit_2_on_hydra_errors(_main)

@@ -1,5 +1,6 @@
 """Fixtures: a tiny MNIST in torchvision's raw IDX layout, and the real config composed and shrunk."""
 
+import re
 import struct
 import subprocess
 import sys
@@ -60,6 +61,15 @@ def make_cfg(mnist_root):
     """make_cfg(*overrides, model=) -> the real train config, shrunk; Hydra stays initialised for resume."""
     with initialize_config_module("gan_cli.configs", version_base="1.3"):
         yield lambda *overrides, model="dcgan": compose("train", overrides=[*tiny_overrides(mnist_root, model), *overrides])
+
+
+def wait_for_steps(proc, total):
+    """Read a training process's stderr (never sleep) until its progress bar shows a finished step."""
+    seen = b""
+    while not re.search(rb"\| *[1-9]\d*/%d" % total, seen):
+        chunk = proc.stderr.read1(4096)
+        assert chunk, seen.decode(errors="replace")
+        seen += chunk
 
 
 def run_cli(*args, cwd=None, check=False):

@@ -96,3 +96,20 @@ def test_folder_without_path_or_images_is_a_config_error(tmp_path):
         data.load(data_cfg(name="folder", channels=3))
     with pytest.raises(ConfigError, match="subfolder"):
         data.load(data_cfg(name="folder", path=str(tmp_path), channels=3))
+
+
+@pytest.mark.parametrize("source", ["tensor", "folder"])
+def test_ranks_take_disjoint_slices_of_the_global_batch(tmp_path, mnist_root, source):
+    """Under torchrun, rank 0's and rank 1's batches of m are the halves of one process's batch of 2m."""
+    if source == "folder":
+        for cls in ("a", "b"):
+            (tmp_path / cls).mkdir()
+            for i in range(8):
+                Image.new("L", (16, 16), i * 30 + (cls == "b") * 5).save(tmp_path / cls / f"{i}.png")
+        cfg = data_cfg(name="folder", path=str(tmp_path), image_size=16, channels=1, workers=0)
+    else:
+        cfg = data_cfg(name="mnist", root=str(mnist_root), download=False)
+    one = data.batches(cfg, 8, torch.device("cpu"), seed=3)
+    ranks = [data.batches(cfg, 4, torch.device("cpu"), seed=3, rank=r, world=2) for r in (0, 1)]
+    for _ in range(5):  # past an epoch boundary of the 16-image folder
+        assert torch.equal(one.next(), torch.cat([r.next() for r in ranks]))

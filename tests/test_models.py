@@ -41,3 +41,18 @@ def test_dcgan_init_is_normal_0_002():
 def test_unknown_model_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown model 'vae'"):
         models.build({"name": "vae"}, 10, 1, 28)
+
+
+def test_spectral_norm_d_has_unit_spectral_norm_layers_and_no_batch_norm():
+    torch.manual_seed(0)
+    _, D = models.build({**DCGAN, "d_norm": "spectral"}, 10, 1, 28)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
+    for _ in range(50):  # each training-mode pass runs one step of the power iteration
+        D(torch.randn(4, 1, 28, 28))
+    for conv in (m for m in D.modules() if isinstance(m, torch.nn.Conv2d)):
+        sigma = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2)
+        assert sigma.item() == pytest.approx(1.0, rel=0.02)
+    with pytest.raises(ConfigError, match="model.d_norm must be one of batch, spectral, none, got 'layer'"):
+        models.build({**DCGAN, "d_norm": "layer"}, 10, 1, 28)
+    _, old = models.build(DCGAN, 10, 1, 28)  # configs saved before d_norm existed mean batch norm
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in old.modules())

@@ -3,7 +3,6 @@
 import errno
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import torch
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import BIN, run_cli, tiny_overrides
+from conftest import BIN, run_cli, tiny_overrides, wait_for_steps
 from gan_cli import checkpoint, data, device
 from gan_cli.errors import CheckpointError, EnvironmentProblem, NonFiniteError
 from gan_cli.sample import sample
@@ -152,11 +151,7 @@ def test_a_signal_finishes_the_step_saves_and_exits(make_cfg, mnist_root, tmp_pa
     cmd = [str(BIN / "gan-train"), *tiny_overrides(mnist_root), "trainer.steps=100000", "trainer.ckpt_every=0",
            f"hydra.run.dir={run}"]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
-    seen = b""
-    while not re.search(rb"\| *[1-9]\d*/100000", seen):  # wait (by reading, not sleeping) for training steps
-        chunk = proc.stderr.read1(4096)
-        assert chunk, seen.decode(errors="replace")
-        seen += chunk
+    wait_for_steps(proc, 100000)
     sent = time.monotonic()
     proc.send_signal(sig)
     rest = proc.communicate(timeout=60)[1].decode()
@@ -291,7 +286,8 @@ def corrupt(good, path, how):
         blob = blob[: len(blob) // 2]
     elif how == "flipped":
         weights = torch.load(good, weights_only=True)["G"]["net.0.weight"]
-        i = blob.find(weights.reshape(-1)[:4].numpy().tobytes())
+        i = blob.find(bytes(weights.untyped_storage())[:16])  # as stored (channels_last is not logical order)
+        assert i > 0
         blob = blob[:i] + bytes([blob[i] ^ 0x40]) + blob[i + 1:]
     elif how == "yaml":
         blob = b"model:\n  name: dcgan\n"

@@ -18,8 +18,11 @@ def _dcgan(m, latent_dim, channels, image_size):
     if dcgan.plan(image_size) is None:
         raise ConfigError(f"model=dcgan cannot make {image_size}x{image_size} images; use data.image_size=28, 32 or 64 "
                           "(any 4*2^n or 7*2^n >= 16), or model=mlp")
+    norm = m.get("d_norm", "batch")  # checkpoints from before the option have batch norm
+    if norm not in dcgan.NORMS:
+        raise ConfigError(f"model.d_norm must be one of {', '.join(dcgan.NORMS)}, got {norm!r}")
     return (DCGANGenerator(latent_dim, channels, image_size, m["g_features"]),
-            DCGANDiscriminator(channels, image_size, m["d_features"]))
+            DCGANDiscriminator(channels, image_size, m["d_features"], norm))
 
 
 MODELS = {"mlp": _mlp, "dcgan": _dcgan}

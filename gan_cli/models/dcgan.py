@@ -41,18 +41,27 @@ class DCGANGenerator(nn.Module):
         return self.net(z[:, :, None, None])
 
 
+NORMS = ("batch", "spectral", "none")
+
+
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, channels, image_size, features=64):
+    """norm: "batch" as Radford et al.; "spectral" (Miyato et al. 2018) bounds each layer's Lipschitz constant
+    instead, and scores every image on its own, so real and fake can share one forward pass."""
+
+    def __init__(self, channels, image_size, features=64, norm="batch"):
         super().__init__()
         base, n = _checked_plan(image_size)
+        sn = nn.utils.parametrizations.spectral_norm if norm == "spectral" else (lambda conv: conv)
         width = features
-        # no batch norm on D's input layer (Radford et al.)
-        layers = [nn.Conv2d(channels, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+        # no normalisation of D's input layer (Radford et al.)
+        layers = [sn(nn.Conv2d(channels, width, 4, 2, 1, bias=False)), nn.LeakyReLU(0.2, True)]
         for _ in range(n - 1):  # each block: channels x 2, size / 2
-            layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 2), nn.LeakyReLU(0.2, True)]
+            layers += [sn(nn.Conv2d(width, width * 2, 4, 2, 1, bias=False))]
+            layers += [nn.BatchNorm2d(width * 2)] if norm == "batch" else []
+            layers += [nn.LeakyReLU(0.2, True)]
             width *= 2
         # (B, width, base, base) -> (B, 1, 1, 1)
-        layers.append(nn.Conv2d(width, 1, base, 1, 0, bias=False))
+        layers.append(sn(nn.Conv2d(width, 1, base, 1, 0, bias=False)))
         self.net = nn.Sequential(*layers)
         self.apply(init_weights)
 
@@ -63,7 +72,8 @@ class DCGANDiscriminator(nn.Module):
 def init_weights(m):
     """N(0, 0.02) for convolutions, N(1, 0.02) for batch-norm scales (Radford et al.)."""
     if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.normal_(m.weight, 0.0, 0.02)
+        # a spectrally normalised conv's weight is computed; its parameter is the original
+        nn.init.normal_(m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight, 0.0, 0.02)
     elif isinstance(m, nn.BatchNorm2d):
         nn.init.normal_(m.weight, 1.0, 0.02)
         nn.init.zeros_(m.bias)

@@ -1,0 +1,252 @@
+"""make bench: images/s and peak memory of gan-cli's trainer against a tutorial-style loop, side by side.
+
+Each case runs in its own process (so peak memory is that case's alone), on a synthetic MNIST written in
+torchvision's raw layout: speed does not depend on what the pixels show, and nothing is downloaded.
+
+    python benchmarks/bench.py                       # the full table -> benchmarks/results.json
+    python benchmarks/bench.py --cases mlp-28-64 --seconds 5
+    python benchmarks/bench.py --scaling --cases mlp-28-64,dcgan-32-64 --out benchmarks/scaling.json
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# model-size-batch; any such name works with --cases (e.g. dcgan-28-64, the default gan-train on MNIST)
+CASES = [f"{model}-{size}-{batch}" for model, size in (("mlp", 28), ("dcgan", 32), ("dcgan", 64)) for batch in (64, 256)]
+TARGETS = {"mlp-28-64": 2.0, "dcgan-32-64": 2.5, "dcgan-64-64": 1.6}  # the minimum speed-ups we hold ourselves to
+
+
+def write_mnist(root, n=5000, seed=0):
+    """A stand-in MNIST (random digit-sized strokes) in torchvision's raw IDX layout."""
+    import struct
+
+    raw = Path(root) / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for split, count in (("train", n), ("t10k", 100)):
+        for kind, array in (("images", rng.integers(0, 256, (count, 28, 28))), ("labels", rng.integers(0, 10, count))):
+            with open(raw / f"{split}-{kind}-idx{array.ndim}-ubyte", "wb") as f:
+                f.write(struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape))
+                f.write(array.astype(np.uint8).tobytes())
+
+
+def rss_mib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The reference: the tutorial style (PyTorch DCGAN tutorial, countless MNIST GAN scripts).
+
+def reference(kind, size, batch, root, seconds, device):
+    """torchvision dataset + DataLoader + per-sample ToTensor/Normalize, sigmoid + BCELoss, plain Adam."""
+    import torchvision.transforms as T
+    from torch import nn
+    from torch.utils.data import DataLoader
+    from torchvision.datasets import MNIST
+
+    from gan_cli.models import build
+
+    steps = [T.Resize(size)] if size != 28 else []
+    ds = MNIST(root, train=True, download=False, transform=T.Compose([*steps, T.ToTensor(), T.Normalize((0.5,), (0.5,))]))
+    loader = DataLoader(ds, batch_size=batch, shuffle=True, drop_last=True, num_workers=0)
+    G, D = build(_model_cfg(kind), 100, 1, size)
+    G, D = G.to(device), nn.Sequential(D, nn.Sigmoid()).to(device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    bce = nn.BCELoss()
+
+    def batches():
+        while True:
+            yield from loader
+
+    def step(batch_and_labels):
+        real = batch_and_labels[0].to(device)
+        ones, zeros = torch.ones(batch, device=device), torch.zeros(batch, device=device)
+        D.zero_grad()
+        err_real = bce(D(real).view(-1), ones)
+        err_real.backward()
+        fake = G(torch.randn(batch, 100, device=device))
+        err_fake = bce(D(fake.detach()).view(-1), zeros)
+        err_fake.backward()
+        opt_d.step()
+        G.zero_grad()
+        err_g = bce(D(fake).view(-1), ones)
+        err_g.backward()
+        opt_g.step()
+        return err_real.item() + err_fake.item(), err_g.item()  # the tutorial prints these every step
+
+    return _time(step, batches(), batch, seconds, device)
+
+
+def _model_cfg(kind):
+    if kind == "mlp":
+        return {"name": "mlp", "g_hidden": [256, 512, 1024], "d_hidden": [1024, 512, 256], "dropout": 0.3}
+    return {"name": "dcgan", "g_features": 64, "d_features": 64}
+
+
+def _time(step, batches, batch, seconds, device, warmup=5):
+    """images/s over `seconds` of steps after `warmup` steps."""
+    for _ in range(warmup):
+        step(next(batches))
+    _sync(device)
+    n, tic = 0, time.perf_counter()
+    while time.perf_counter() - tic < seconds or n < 5:
+        step(next(batches))
+        n += 1
+    _sync(device)
+    return n * batch / (time.perf_counter() - tic)
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# gan-cli: the real config composed by Hydra, the real trainer's hot loop (loop.fit's iteration).
+
+def ours(kind, size, batch, root, seconds, device, overrides=()):
+    from hydra import compose, initialize_config_module
+
+    from gan_cli import dist, loop, train  # importing train registers the schemas, as the entry point does
+
+    with initialize_config_module("gan_cli.configs", version_base="1.3"):
+        cfg = compose("train", overrides=[f"model={kind}", "data=mnist", f"data.root={root}", "data.download=false",
+                                          f"data.image_size={size}", f"batch_size={batch}", f"device={device}",
+                                          "trainer.log_every=50", *overrides])
+    dist.init()
+    s, data_src, loss = train.build(cfg, dist.device(device))
+    stats = []
+
+    def step(_):
+        stats.append(loop._iteration(s, loss, data_src, cfg, device))
+        if len(stats) == cfg.trainer.log_every:  # the trainer reads its accumulated scalars once per window
+            torch.stack(stats).sum(0).tolist()
+            stats.clear()
+
+    # Every rank steps in lockstep (gradients are averaged each step): global speed = this rank's x world size.
+    return _time(step, iter(int, 1), batch, seconds, device) * dist.world_size()
+
+
+def run_one(args):
+    """One case in this process: images/s, and the peak memory that training added to the libraries'."""
+    import torchvision.datasets  # noqa: F401  both sides' libraries are loaded before the baseline is read
+    import gan_cli.train  # noqa: F401
+
+    device = torch.device(args.device)
+    base = 0.0 if device.type == "cuda" else rss_mib()
+    kind, size, batch = args.one.split("-")
+    size, batch = int(size), int(batch)
+    fn = reference if args.impl == "reference" else ours
+    extra = {"overrides": args.override} if args.impl == "gan-cli" else {}
+    speed = fn(kind, size, batch, args.root, args.seconds, device, **extra)
+    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else peak_rss_mib() - base
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(json.dumps({"images_per_s": speed, "peak_mib": peak}))
+
+
+def measure(case, impl, root, seconds, device, overrides=(), nproc=0):
+    """One case in a fresh process (or, with nproc, in nproc processes under torchrun)."""
+    launch = [sys.executable] + (["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] if nproc else [])
+    cmd = [*launch, __file__, "--one", case, "--impl", impl, "--root", root, "--seconds", str(seconds),
+           "--device", device, *[a for o in overrides for a in ("--override", o)]]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"bench: {case} {impl} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
+    p.add_argument("--seconds", type=float, default=20, help="timed seconds per case and implementation")
+    p.add_argument("--repeats", type=int, default=2, help="alternating runs of each; the best is kept")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--out", default="benchmarks/results.json")
+    p.add_argument("--override", action="append", default=[], help="gan-train override for gan-cli's side")
+    p.add_argument("--scaling", action="store_true",
+                   help="instead: gan-cli under torchrun with 1 and 2 processes (gloo on CPU, nccl on CUDA)")
+    p.add_argument("--one"), p.add_argument("--impl"), p.add_argument("--root")
+    args = p.parse_args()
+    if args.one:
+        return run_one(args)
+
+    if args.scaling:
+        return scaling(args)
+    rows = []
+    with tempfile.TemporaryDirectory() as root:
+        write_mnist(root)
+        for case in args.cases.split(","):
+            runs = {"reference": [], "gan-cli": []}
+            for _ in range(args.repeats):  # alternate, so a slow spell of a shared machine hits both
+                for impl in runs:
+                    runs[impl].append(measure(case, impl, root, args.seconds, args.device, args.override))
+            ref, ours = (max(runs[i], key=lambda r: r["images_per_s"]) for i in ("reference", "gan-cli"))
+            row = {"case": case, "reference_img_s": ref["images_per_s"], "gan_cli_img_s": ours["images_per_s"],
+                   "speedup": ours["images_per_s"] / ref["images_per_s"], "target": TARGETS.get(case),
+                   "reference_peak_mib": ref["peak_mib"], "gan_cli_peak_mib": ours["peak_mib"]}
+            rows.append(row)
+            print(_row(row), flush=True)
+    result = {"machine": _machine(args.device), "torch": torch.__version__, "seconds": args.seconds,
+              "repeats": args.repeats, "overrides": args.override, "rows": rows}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\n{_table(result)}\nwrote {args.out}")
+
+
+def scaling(args):
+    """images/s of gan-cli's trainer on 1 and 2 torchrun processes, batch_size per process."""
+    rows = []
+    with tempfile.TemporaryDirectory() as root:
+        write_mnist(root)
+        for case in args.cases.split(","):
+            speed = {n: max(measure(case, "gan-cli", root, args.seconds, args.device, args.override, nproc=n)["images_per_s"]
+                            for _ in range(args.repeats)) for n in (1, 2)}
+            rows.append({"case": case, "img_s_1": speed[1], "img_s_2": speed[2], "speedup": speed[2] / speed[1],
+                         "efficiency": speed[2] / (2 * speed[1])})
+            print(f"| {case} | {speed[1]:.0f} | {speed[2]:.0f} | {speed[2] / speed[1]:.2f}x | {rows[-1]['efficiency']:.0%} |",
+                  flush=True)
+    result = {"machine": _machine(args.device), "torch": torch.__version__, "seconds": args.seconds, "rows": rows}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+def _row(r):
+    target = f"{r['target']:.1f}x" if r["target"] else "-"
+    return (f"| {r['case']} | {r['reference_img_s']:.0f} | {r['gan_cli_img_s']:.0f} | {r['speedup']:.2f}x | {target} "
+            f"| {r['reference_peak_mib']:.0f} | {r['gan_cli_peak_mib']:.0f} |")
+
+
+def _table(result):
+    head = ("| case (model-size-batch) | reference img/s | gan-cli img/s | speed-up | target | reference peak MiB "
+            "| gan-cli peak MiB |\n|---|---|---|---|---|---|---|")
+    return "\n".join([f"{result['machine']}, torch {result['torch']}", head, *map(_row, result["rows"])])
+
+
+def _machine(device):
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name()
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    return f"{cpu}, {torch.get_num_threads()} threads"
+
+
+if __name__ == "__main__":
+    main()

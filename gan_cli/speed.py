@@ -1,0 +1,87 @@
+"""How the hot loop runs on a device: autocast precision, memory format, compilation, optimizer kernels,
+and when losses are checked for inf/NaN. None of it changes the algorithm; `auto` picks per device.
+"""
+
+import inspect
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+
+from gan_cli.errors import ConfigError
+
+DTYPES = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Speed:
+    device: torch.device
+    dtype: Optional[torch.dtype] = None  # autocast dtype; None: float32 throughout
+    channels_last: bool = False
+    compile: bool = False
+    check_each_step: bool = True  # inf/NaN checked before every optimizer step (one host sync per phase)
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=self.dtype) if self.dtype is not None else nullcontext()
+
+    def scaler(self):
+        """A GradScaler for one network: active for float16 only, a pass-through otherwise."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.dtype is torch.float16)
+
+    def prepare(self, net):
+        """The net on its device, in the memory format its convolutions run fastest in, compiled if asked."""
+        net = net.to(self.device)
+        if self.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        if self.compile:
+            net.compile()  # in place: state_dict keys stay those of the plain module
+        return net
+
+    def batch(self, x):
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
+
+    def optimizer(self, partial, params):
+        """The configured optimizer, with its fused kernel (one kernel for all parameters) where it has one."""
+        fused = "fused" in inspect.signature(partial.func).parameters and self.device.type in ("cpu", "cuda")
+        return partial(params, fused=True) if fused else partial(params)
+
+
+def _flag(value, name):
+    text = str(value).lower()
+    if text not in ("auto", "true", "false"):
+        raise ConfigError(f"trainer.{name} must be auto, true or false, got {value!r}")
+    return text
+
+
+def bf16_fast(device):
+    """Whether this device has native bfloat16 matrix units (AMX/AVX512-BF16 on CPU; Ampere+ on CUDA)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def resolve(t, device, convolutional):
+    """Speed settings from the trainer config; `auto` means what measured fastest without hurting quality."""
+    precision = str(t.precision).lower()
+    if precision == "auto":
+        precision = "bf16" if bf16_fast(device) else "32"
+    if precision not in DTYPES:
+        raise ConfigError(f"trainer.precision must be auto, 32, bf16 or 16, got {t.precision!r}")
+    channels_last = _flag(t.channels_last, "channels_last")
+    finite_check = str(t.finite_check).lower()
+    if finite_check not in ("auto", "step", "log"):
+        raise ConfigError(f"trainer.finite_check must be auto, step or log, got {t.finite_check!r}")
+    if finite_check == "log" and t.max_nonfinite_skips:
+        raise ConfigError("trainer.max_nonfinite_skips needs trainer.finite_check=step (a step can only be "
+                          "skipped if it is checked before the optimizer steps)")
+    # On the CPU every op has finished when it returns, so a check costs nothing; on CUDA it stalls the queue.
+    check_each_step = finite_check == "step" or (finite_check == "auto" and device.type != "cuda")
+    return Speed(device, DTYPES[precision],
+                 channels_last=convolutional if channels_last == "auto" else channels_last == "true",
+                 compile=bool(t.compile), check_each_step=check_each_step)
+
+
+def has_batch_norm(net):
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())

@@ -1,0 +1,121 @@
+"""torchrun on the CPU (gloo): DDP training, one run folder, rank 0 writes, resume across process counts."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from gan_cli import checkpoint
+from gan_cli.train import train
+
+from conftest import BIN, tiny_overrides, wait_for_steps
+
+HERE = Path(__file__).parent
+# MLP without dropout or batch norm: N processes must compute exactly what one process does with the global batch.
+EXACT = ["model.dropout=0", "trainer.precision=32", "trainer.log_every=2", "trainer.sample_every=0", "trainer.ckpt_every=0"]
+
+
+def torchrun(nproc, *args, cwd=None, **popen):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *map(str, args)]
+    if popen:
+        return subprocess.Popen(cmd, cwd=cwd, **popen)
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+def job(nproc, run, out, *overrides):
+    out.mkdir(exist_ok=True)
+    torchrun(nproc, HERE / "dist_job.py", run, out, *overrides)
+    return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(nproc)]
+
+
+@pytest.fixture(scope="module")
+def two_process_run(mnist_root, tmp_path_factory):
+    """6 steps of the tiny MLP on 2 processes, batch 16 each: (run folder, each rank's final weights)."""
+    root = tmp_path_factory.mktemp("two")
+    overrides = [*tiny_overrides(mnist_root, "mlp"), *EXACT, "trainer.steps=6", "device=cpu"]
+    return root / "run", job(2, root / "run", root / "weights", *overrides), overrides
+
+
+def test_two_processes_match_one_with_the_global_batch(two_process_run, make_cfg, tmp_path):
+    run, ranks, _ = two_process_run
+    one = train(make_cfg(*EXACT, "trainer.steps=6", "device=cpu", "batch_size=32", model="mlp"), tmp_path)
+    for net, plain in (("G", one.G), ("D", one.D)):
+        for key, value in plain.state_dict().items():
+            assert torch.equal(ranks[0][net][key], ranks[1][net][key]), f"{net}.{key} differs between the ranks"
+            assert torch.allclose(ranks[0][net][key], value, atol=1e-5), f"{net}.{key}: 2 processes != 1 process"
+    # rank 0 alone wrote the run folder: one checkpoint set, one TensorBoard writer
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.pt"]
+    writers = {p.name.split(".")[-2] for p in (run / "tb").glob("events.out.tfevents.*")}
+    assert len(writers) == 1, writers  # event files of one process (its pid is in their names)
+    assert checkpoint.load(run)["step"] == 6
+
+
+def test_resume_two_processes_in_one_and_one_in_two(two_process_run, make_cfg, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(two_process_run[0], run)
+    overrides = [*two_process_run[2], "trainer.steps=8"]
+    one = train(make_cfg(*EXACT, "trainer.steps=8", "device=cpu", f"resume={run}", model="mlp"), run, overrides)
+    assert one.step == 8 and checkpoint.load(run)["step"] == 8
+    two = job(2, run, tmp_path / "w", *two_process_run[2], "trainer.steps=10", f"resume={run}")
+    assert two[0]["step"] == two[1]["step"] == 10 and checkpoint.load(run)["step"] == 10
+
+
+def test_sigterm_to_the_torchrun_group_saves_once_in_one_folder_and_exits(mnist_root, tmp_path):
+    """Rank 1 starts 1.5 s late, so the ranks' default (timestamped) folders would differ: there is one."""
+    late = tmp_path / "late_start.py"
+    late.write_text("import os, sys, time\nif os.environ['RANK'] == '1':\n    time.sleep(1.5)\n"
+                    "from gan_cli.train import main\nsys.argv[0] = 'gan-train'\nmain()\n")
+    proc = torchrun(2, late, *tiny_overrides(mnist_root, "mlp"), "trainer.steps=100000", "trainer.ckpt_every=0",
+                    cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True)
+    wait_for_steps(proc, 100000)
+    sent = time.monotonic()
+    os.killpg(proc.pid, signal.SIGTERM)  # as a scheduler does: the agent and both workers get it
+    rest = proc.communicate(timeout=60)[1].decode()
+    assert time.monotonic() - sent < 30, rest  # inside torchrun's grace period, so no SIGKILL was needed
+    runs = list(tmp_path.glob("outputs/*/*"))
+    assert len(runs) == 1, runs
+    run = runs[0]
+    step = checkpoint.load(run)["step"]
+    assert 0 < step < 100000 and sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.pt"]
+    assert rest.count(f"stopped by SIGTERM after step {step}; saved") == 2, rest  # both ranks, the same step
+    assert (run / "train.log").is_file() and (run / ".hydra" / "config.yaml").is_file()
+
+
+def test_a_rank_that_dies_makes_the_others_exit_with_a_clear_message(mnist_root, tmp_path):
+    dying = tmp_path / "dying_rank.py"
+    dying.write_text("import os, sys\nfrom gan_cli import loop\nreal, calls = loop._iteration, []\n"
+                     "def iteration(*args):\n    calls.append(1)\n"
+                     "    if os.environ['RANK'] == '1' and len(calls) == 5:\n        os._exit(3)\n"
+                     "    return real(*args)\nloop._iteration = iteration\n"
+                     "from gan_cli.train import main\nsys.argv[0] = 'gan-train'\nmain()\n")
+    proc = torchrun(2, dying, *tiny_overrides(mnist_root, "mlp"), "trainer.steps=100000", f"hydra.run.dir={tmp_path / 'run'}",
+                    stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    err = proc.communicate(timeout=120)[1].decode()
+    assert proc.returncode != 0
+    assert "gan-train: error: rank 0: lost contact with the other ranks" in err, err[-3000:]
+
+
+def test_a_submitit_local_multirun_of_two_configs_writes_two_result_folders(mnist_root, tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run([str(BIN / "gan-train"), "-m", "hydra/launcher=submitit_local", *tiny_overrides(mnist_root, "mlp"),
+                           "seed=0,1", f"hydra.sweep.dir={sweep}"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = sorted(p.parent.parent.name for p in sweep.glob("*/checkpoints/last.pt"))
+    assert len(runs) == 2 and runs[0].startswith("0_") and runs[1].startswith("1_") and "seed=1" in runs[1]
+
+
+def test_sync_batch_norm_on_the_cpu_is_one_clear_error(monkeypatch):
+    from gan_cli import dist
+    from gan_cli.errors import ConfigError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="trainer.sync_batch_norm needs CUDA"):
+        dist.wrap(torch.nn.BatchNorm2d(3), torch.device("cpu"), sync_batch_norm=True)

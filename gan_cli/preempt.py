@@ -1,5 +1,6 @@
 """Graceful stops: SIGTERM or SIGINT lets the current step finish, then the run saves and exits."""
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -59,7 +60,7 @@ class CheckRunDir(Callback):
 def _check_writable(folder, key):
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".gan-cli-write-test"
+        probe = folder / f".gan-cli-write-test-{os.getpid()}"  # per process: torchrun ranks probe at once
         probe.touch()
         probe.unlink()
     except OSError as e:

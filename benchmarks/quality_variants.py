@@ -31,15 +31,26 @@ def translate(x, r=3):
     return padded[torch.arange(b)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
 
 
-class Translated(torch.nn.Module):
-    """D that sees randomly translated inputs, real and fake, in both phases."""
+def cutout(x, ratio=0.5):
+    """Each image with a random square of side ratio * size set to 0 (DiffAugment's cutout, Zhao et al. 2020)."""
+    b, _, h, w = x.shape
+    sh, sw = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    cy, cx = torch.randint(0, h + 1 - sh % 2, (b, 1, 1)), torch.randint(0, w + 1 - sw % 2, (b, 1, 1))
+    rows, cols = torch.arange(h)[None, :, None], torch.arange(w)[None, None, :]
+    keep = ((rows - cy).abs() >= (sh + 1) // 2) | ((cols - cx).abs() >= (sw + 1) // 2)
+    return x * keep[:, None].to(x.dtype)
 
-    def __init__(self, D):
+
+class Translated(torch.nn.Module):
+    """D that sees randomly translated (and optionally cut-out) inputs, real and fake, in both phases."""
+
+    def __init__(self, D, cut=False):
         super().__init__()
-        self.D = D
+        self.D, self.cut = D, cut
 
     def forward(self, x):
-        return self.D(translate(x))
+        x = translate(x)
+        return self.D(cutout(x) if self.cut else x)
 
 
 class TrainModeBN(torch.nn.Module):
@@ -70,7 +81,9 @@ def main():
     p.add_argument("--emas", default="", help="comma-separated EMA decays to keep and score")
     p.add_argument("--smooth", type=float, default=0.0, help="one-sided label smoothing: real target 1 - this")
     p.add_argument("--translate", action="store_true", help="random +-3 px translations of D's inputs")
+    p.add_argument("--cutout", action="store_true", help="with --translate: also DiffAugment's cutout")
     p.add_argument("--n", type=int, default=2000, help="samples per score")
+    p.add_argument("--score-every", type=int, default=0, help="also score G and its EMAs every N steps")
     p.add_argument("overrides", nargs="*", help="gan-train overrides, e.g. model.d_norm=spectral")
     args = p.parse_args()
     with initialize_config_module("gan_cli.configs", version_base="1.3"):
@@ -80,15 +93,22 @@ def main():
     if args.smooth:
         loss = smoothed(loss, 1.0 - args.smooth)
     if args.translate:
-        s.D = s.D_train = Translated(s.D)
+        s.D = s.D_train = Translated(s.D, args.cutout)
     emas = {float(d): loop.ema_of(s.G, float(d)) for d in args.emas.split(",") if d}
     scorer = evaluate.Evaluator(cfg.data, dev, n=args.n, seed=0)
 
     tic = time.perf_counter()
-    for _ in range(args.steps):
+    for step in range(1, args.steps + 1):
         loop._iteration(s, loss, data_src, cfg, dev)
         for ema in emas.values():
             ema.update_parameters(s.G)
+        if args.score_every and step % args.score_every == 0 and step < args.steps:
+            for ema in emas.values():
+                loop.standing_stats(ema.module, cfg.latent_dim)
+            for name, G in {"G": s.G, **{f"EMA {d}": e.module for d, e in emas.items()}}.items():
+                r = scorer(G, cfg.latent_dim)
+                print(f"step {step:>6} {name:>10}: inception score {r['inception_score']:.2f}, "
+                      f"class entropy {r['class_entropy']:.3f}, FD {r['fd_classifier']:.1f}", flush=True)
     print(f"{args.steps} steps in {time.perf_counter() - tic:.0f} s; overrides {args.overrides}")
 
     standing = copy.deepcopy(s.G)

@@ -103,8 +103,13 @@ def unwrap(net):
     return net.module if isinstance(net, DistributedDataParallel) else net
 
 
-# What a collective raises when another rank died: gloo reports a closed connection as a RuntimeError.
-PEER_ERRORS = (dist.DistError, RuntimeError)
+# What a collective raises when another rank died: gloo reports a closed connection as a plain RuntimeError,
+# so a RuntimeError counts only when its message names the transport (a shape error stays a shape error).
+_PEER_WORDS = re.compile(r"gloo|nccl|connection|peer|timed? ?out|socket|broken pipe", re.IGNORECASE)
+
+
+def is_lost_peer(error):
+    return isinstance(error, dist.DistError) or (isinstance(error, RuntimeError) and bool(_PEER_WORDS.search(str(error))))
 
 
 def lost_peer(error):

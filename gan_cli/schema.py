@@ -188,6 +188,15 @@ def check_train(cfg):
     _require(cfg.data.channels in (1, 3) or cfg.data.name in ("ring8", "grid25"),
              f"data.channels must be 1 or 3, got {cfg.data.channels}")
     _require(0 <= t.ema_decay < 1, f"trainer.ema_decay must be in [0, 1), got {t.ema_decay}")
+    _require(str(t.precision).lower() in ("auto", "32", "bf16", "16"),
+             f"trainer.precision must be auto, 32, bf16 or 16, got {t.precision!r}")
+    _require(str(t.channels_last).lower() in ("auto", "true", "false"),
+             f"trainer.channels_last must be auto, true or false, got {t.channels_last!r}")
+    _require(str(t.finite_check).lower() in ("auto", "step", "log"),
+             f"trainer.finite_check must be auto, step or log, got {t.finite_check!r}")
+    _require(str(t.finite_check).lower() != "log" or not t.max_nonfinite_skips,
+             "trainer.max_nonfinite_skips needs trainer.finite_check=step (a step can only be "
+             "skipped if it is checked before the optimizer steps)")
     _require(cfg.eval.n > 1, f"eval.n must be at least 2, got {cfg.eval.n}")
     for net in ("generator", "discriminator"):
         lr = cfg.optimizer[net].lr

@@ -10,8 +10,6 @@ from typing import Optional
 import torch
 from torch import nn
 
-from gan_cli.errors import ConfigError
-
 DTYPES = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
 
 
@@ -48,13 +46,6 @@ class Speed:
         return partial(params, fused=True) if fused else partial(params)
 
 
-def _flag(value, name):
-    text = str(value).lower()
-    if text not in ("auto", "true", "false"):
-        raise ConfigError(f"trainer.{name} must be auto, true or false, got {value!r}")
-    return text
-
-
 def bf16_fast(device):
     """Whether this device has native bfloat16 matrix units (AMX/AVX512-BF16 on CPU; Ampere+ on CUDA)."""
     if device.type == "cuda":
@@ -63,19 +54,13 @@ def bf16_fast(device):
 
 
 def resolve(t, device, convolutional):
-    """Speed settings from the trainer config; `auto` means what measured fastest without hurting quality."""
+    """Speed settings from the trainer config (checked by schema.check_train); `auto` means what measured
+    fastest without hurting quality."""
     precision = str(t.precision).lower()
     if precision == "auto":
         precision = "bf16" if bf16_fast(device) else "32"
-    if precision not in DTYPES:
-        raise ConfigError(f"trainer.precision must be auto, 32, bf16 or 16, got {t.precision!r}")
-    channels_last = _flag(t.channels_last, "channels_last")
+    channels_last = str(t.channels_last).lower()
     finite_check = str(t.finite_check).lower()
-    if finite_check not in ("auto", "step", "log"):
-        raise ConfigError(f"trainer.finite_check must be auto, step or log, got {t.finite_check!r}")
-    if finite_check == "log" and t.max_nonfinite_skips:
-        raise ConfigError("trainer.max_nonfinite_skips needs trainer.finite_check=step (a step can only be "
-                          "skipped if it is checked before the optimizer steps)")
     # On the CPU every op has finished when it returns, so a check costs nothing; on CUDA it stalls the queue.
     check_each_step = finite_check == "step" or (finite_check == "auto" and device.type != "cuda")
     return Speed(device, DTYPES[precision],

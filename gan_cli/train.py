@@ -166,8 +166,8 @@ def train(cfg, run_dir, overrides=()):
             out.start()
         try:
             out.finish(s, fit(s, loss, data_src, cfg, out))
-        except dist.PEER_ERRORS as e:
-            if dist.world_size() == 1:
+        except RuntimeError as e:  # dist.DistError is one too
+            if dist.world_size() == 1 or not dist.is_lost_peer(e):
                 raise
             raise dist.lost_peer(e) from None
         finally:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan_cli import checkpoint
+from gan_cli import checkpoint, dist
 from gan_cli.train import train
 
 from conftest import BIN, tiny_overrides, wait_for_steps
@@ -101,6 +101,12 @@ def test_a_rank_that_dies_makes_the_others_exit_with_a_clear_message(mnist_root,
     err = proc.communicate(timeout=120)[1].decode()
     assert proc.returncode != 0
     assert "gan-train: error: rank 0: lost contact with the other ranks" in err, err[-3000:]
+
+
+def test_only_transport_errors_count_as_a_lost_rank():
+    assert dist.is_lost_peer(torch.distributed.DistError("anything"))
+    assert dist.is_lost_peer(RuntimeError("[gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]:1"))
+    assert not dist.is_lost_peer(RuntimeError("mat1 and mat2 shapes cannot be multiplied (64x10 and 784x256)"))
 
 
 def test_a_submitit_local_multirun_of_two_configs_writes_two_result_folders(mnist_root, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from gan_cli import checkpoint, loop, losses, models, speed
+from gan_cli import checkpoint, loop, losses, models, schema, speed
 from gan_cli.errors import ConfigError, NonFiniteError
 from gan_cli.loop import TrainState, d_step
 from gan_cli.sample import generator_from
@@ -33,15 +33,15 @@ def test_auto_picks_per_device(monkeypatch):
     assert not speed.resolve(trainer(), torch.device("cuda"), convolutional=True).check_each_step
 
 
-@pytest.mark.parametrize("values, match", [
-    ({"precision": "fp8"}, "trainer.precision must be auto, 32, bf16 or 16, got 'fp8'"),
-    ({"channels_last": "maybe"}, "trainer.channels_last must be auto, true or false"),
-    ({"finite_check": "never"}, "trainer.finite_check must be auto, step or log"),
-    ({"finite_check": "log", "max_nonfinite_skips": 2}, "max_nonfinite_skips needs trainer.finite_check=step"),
+@pytest.mark.parametrize("override, match", [
+    ("trainer.precision=fp8", "trainer.precision must be auto, 32, bf16 or 16, got 'fp8'"),
+    ("trainer.channels_last=maybe", "trainer.channels_last must be auto, true or false"),
+    ("trainer.finite_check=never", "trainer.finite_check must be auto, step or log"),
+    ("trainer.max_nonfinite_skips=2", "max_nonfinite_skips needs trainer.finite_check=step"),
 ])
-def test_bad_speed_settings_are_one_clear_error(values, match):
+def test_bad_speed_settings_are_one_clear_error_before_any_work(make_cfg, override, match):
     with pytest.raises(ConfigError, match=match):
-        speed.resolve(trainer(**values), torch.device("cpu"), convolutional=True)
+        schema.check_train(make_cfg("trainer.finite_check=log", override))
 
 
 def test_d_sees_real_and_fake_in_one_pass_only_without_batch_norm():

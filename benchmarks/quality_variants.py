@@ -1,9 +1,11 @@
 """Short quality experiments: train with gan-train overrides (and a few changes gan-train has no option for),
-then score G sampled several ways. The README's "What was tried" table came from these runs.
+then score G sampled several ways. The README's "What was tried" tables came from these runs.
 
     python benchmarks/quality_variants.py --steps 1500 trainer.precision=32 trainer.channels_last=false
     python benchmarks/quality_variants.py --steps 1500 --smooth 0.1 trainer.precision=32 trainer.channels_last=false
     python benchmarks/quality_variants.py --steps 3000 --emas 0.99,0.995,0.999 trainer.precision=32 ...
+    python benchmarks/quality_variants.py --steps 6000 --score-every 1500 --emas 0.999 --translate --cutout \
+        optimizer.generator.lr=4e-4
 
 Scores (2,000 samples against the test split): G in eval mode (running batch-norm statistics), G with
 batch norm in train mode (batches of 64), G with standing statistics recomputed for its final weights, and

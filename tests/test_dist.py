@@ -89,6 +89,7 @@ def test_sigterm_to_the_torchrun_group_saves_once_in_one_folder_and_exits(mnist_
     assert (run / "train.log").is_file() and (run / ".hydra" / "config.yaml").is_file()
 
 
+@pytest.mark.slow  # about 15-25 s: it launches its own processes; run by make test-all
 def test_a_rank_that_dies_makes_the_others_exit_with_a_clear_message(mnist_root, tmp_path):
     dying = tmp_path / "dying_rank.py"
     dying.write_text("import os, sys\nfrom gan_cli import loop\nreal, calls = loop._iteration, []\n"
@@ -109,6 +110,7 @@ def test_only_transport_errors_count_as_a_lost_rank():
     assert not dist.is_lost_peer(RuntimeError("mat1 and mat2 shapes cannot be multiplied (64x10 and 784x256)"))
 
 
+@pytest.mark.slow  # about 15-25 s: it launches its own processes; run by make test-all
 def test_a_submitit_local_multirun_of_two_configs_writes_two_result_folders(mnist_root, tmp_path):
     sweep = tmp_path / "sweep"
     proc = subprocess.run([str(BIN / "gan-train"), "-m", "hydra/launcher=submitit_local", *tiny_overrides(mnist_root, "mlp"),

@@ -12,6 +12,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from gan_cli.errors import ConfigError
+from gan_cli.speed import DTYPES
 
 
 @dataclass
@@ -188,7 +189,7 @@ def check_train(cfg):
     _require(cfg.data.channels in (1, 3) or cfg.data.name in ("ring8", "grid25"),
              f"data.channels must be 1 or 3, got {cfg.data.channels}")
     _require(0 <= t.ema_decay < 1, f"trainer.ema_decay must be in [0, 1), got {t.ema_decay}")
-    _require(str(t.precision).lower() in ("auto", "32", "bf16", "16"),
+    _require(str(t.precision).lower() in ("auto", *DTYPES),
              f"trainer.precision must be auto, 32, bf16 or 16, got {t.precision!r}")
     _require(str(t.channels_last).lower() in ("auto", "true", "false"),
              f"trainer.channels_last must be auto, true or false, got {t.channels_last!r}")

@@ -8,10 +8,10 @@ from pathlib import Path
 import hydra
 import torch
 
-from gan_cli import checkpoint, classifier, data, device, inception, metrics, schema
+from gan_cli import classifier, data, inception, metrics, schema
 from gan_cli.board import generate
 from gan_cli.errors import EnvironmentProblem, exit_2_on_hydra_errors, report_errors
-from gan_cli.sample import generator_from
+from gan_cli.sample import load_generator
 
 log = logging.getLogger("gan-eval")
 
@@ -101,9 +101,7 @@ def write_json(path, mapping):
 def evaluate(cfg):
     """Score cfg.ckpt; print the metrics and merge them into metrics.json beside the checkpoint."""
     schema.check_eval(cfg)
-    dev = device.pick(cfg.device)
-    ckpt = checkpoint.load(cfg.ckpt)
-    G, latent_dim = generator_from(ckpt, dev, cfg.ema)
+    G, latent_dim, ckpt, dev = load_generator(cfg)
     cfg_data = data.config_from(ckpt["config"]["data"], root=cfg.data_root)
     net = inception.features(cfg.inception_weights) if cfg.inception else None
     evaluator = make_evaluator(cfg_data, dev, cfg.n, cfg.seed, cfg.cache_dir, net)

@@ -29,12 +29,17 @@ def generator_from(ckpt, dev, use_ema=True):
     return G.to(dev).eval(), cfg["latent_dim"]
 
 
+def load_generator(cfg):
+    """(G, latent_dim, checkpoint, device) for gan-sample's and gan-eval's `ckpt`, `device` and `ema` keys."""
+    dev = device.pick(cfg.device)
+    ckpt = checkpoint.load(cfg.ckpt)
+    return (*generator_from(ckpt, dev, cfg.ema), ckpt, dev)
+
+
 def sample(cfg):
     """Write cfg.n images from cfg.ckpt; returns the output folder."""
     schema.check_sample(cfg)
-    dev = device.pick(cfg.device)
-    ckpt = checkpoint.load(cfg.ckpt)
-    G, latent_dim = generator_from(ckpt, dev, cfg.ema)
+    G, latent_dim, ckpt, dev = load_generator(cfg)
     # Noise from a CPU generator: the same seed gives the same z on any device.
     z = torch.randn(cfg.n, latent_dim, generator=torch.Generator().manual_seed(cfg.seed))
     images = to_unit(generate(G, z.to(dev)))  # (n, C, H, W) in [0, 1]

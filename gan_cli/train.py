@@ -29,23 +29,53 @@ SCATTER = 2000  # points in the fixed-noise scatter plot of 2-D toy data
 ARCH_KEYS = ("model", "latent_dim", "data.channels", "data.image_size", "trainer.ema_decay")
 
 
-class Outputs:
+class Follower:
+    """What every rank's outputs do: take part in deciding to stop. On torchrun ranks other than 0 that is all
+    (they write nothing); rank 0's Outputs extends it with the writing."""
+
+    def __init__(self, stopper):
+        self.stopper = stopper
+        self.last_scalars = {}
+
+    @property
+    def stop_signal(self):
+        return agreed_stop(self.stopper)
+
+    def scalars(self, values, step):
+        self.last_scalars = values
+
+    def start(self):
+        pass
+
+    def samples(self, s, step):
+        pass
+
+    def evaluate(self, s, step):
+        pass
+
+    def checkpoint(self, s, step, periodic):
+        pass
+
+    def finish(self, s, final):
+        pass
+
+    def close(self):
+        pass
+
+
+class Outputs(Follower):
     """Everything a run writes into its folder: TensorBoard, sample grids, checkpoints."""
 
     def __init__(self, run_dir, cfg, overrides, fixed_z, data_src, stopper, evaluator=None, purge_step=None):
+        super().__init__(stopper)
         self.run_dir, self.cfg, self.overrides = Path(run_dir), cfg, overrides
-        self.fixed_z, self.data_src, self.stopper, self.evaluator = fixed_z, data_src, stopper, evaluator
+        self.fixed_z, self.data_src, self.evaluator = fixed_z, data_src, evaluator
         self.board = Board(run_dir, purge_step)
         self.metrics_log = self.run_dir / "metrics.jsonl"
         if purge_step is not None and self.metrics_log.is_file():  # as TensorBoard: drop what will be redone
             kept = [line for line in self.metrics_log.read_text().splitlines() if json.loads(line)["step"] < purge_step]
             self.metrics_log.write_text("".join(line + "\n" for line in kept))
-        self.last_scalars = {}
         self.real_points = data_src.preview(SCATTER) if data.is_points(cfg.data) else None
-
-    @property
-    def stop_signal(self):
-        return agreed_stop(self.stopper)
 
     def start(self):
         """What a new run logs once: its config and a grid of real data."""
@@ -62,8 +92,8 @@ class Outputs:
         self.board.close()
 
     def scalars(self, values, step):
+        super().scalars(values, step)
         self.board.scalars(values, step)
-        self.last_scalars = values
 
     def samples(self, s, step):
         fake = generate(s.sampler(self.cfg.latent_dim), self.fixed_z.to(next(s.G.parameters()).device))
@@ -96,40 +126,6 @@ class Outputs:
             "overrides": list(self.overrides),
         }
         checkpoint.write(self.run_dir / "checkpoints", payload, step, self.cfg.trainer.keep_last, periodic)
-
-
-class Follower:
-    """The outputs of a torchrun rank other than 0: it writes nothing, but takes part in deciding to stop."""
-
-    last_scalars = {}
-
-    def __init__(self, stopper):
-        self.stopper = stopper
-
-    @property
-    def stop_signal(self):
-        return agreed_stop(self.stopper)
-
-    def scalars(self, values, step):
-        self.last_scalars = values
-
-    def samples(self, s, step):
-        pass
-
-    def evaluate(self, s, step):
-        pass
-
-    def checkpoint(self, s, step, periodic):
-        pass
-
-    def start(self):
-        pass
-
-    def finish(self, s, final):
-        pass
-
-    def close(self):
-        pass
 
 
 def agreed_stop(stopper):

@@ -85,6 +85,7 @@ def main():
     p.add_argument("--translate", action="store_true", help="random +-3 px translations of D's inputs")
     p.add_argument("--cutout", action="store_true", help="with --translate: also DiffAugment's cutout")
     p.add_argument("--n", type=int, default=2000, help="samples per score")
+    p.add_argument("--lr-decay", action="store_true", help="both learning rates fall linearly to 0 at --steps")
     p.add_argument("--score-every", type=int, default=0, help="also score G and its EMAs every N steps")
     p.add_argument("overrides", nargs="*", help="gan-train overrides, e.g. model.d_norm=spectral")
     args = p.parse_args()
@@ -98,12 +99,15 @@ def main():
         s.D = s.D_train = Translated(s.D, args.cutout)
     emas = {float(d): loop.ema_of(s.G, float(d)) for d in args.emas.split(",") if d}
     scorer = evaluate.Evaluator(cfg.data, dev, n=args.n, seed=0)
+    decay = [torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1 - i / args.steps) for opt in (s.opt_g, s.opt_d)]
 
     tic = time.perf_counter()
     for step in range(1, args.steps + 1):
         loop._iteration(s, loss, data_src, cfg, dev)
         for ema in emas.values():
             ema.update_parameters(s.G)
+        for scheduler in decay if args.lr_decay else ():
+            scheduler.step()
         if args.score_every and step % args.score_every == 0 and step < args.steps:
             for ema in emas.values():
                 loop.standing_stats(ema.module, cfg.latent_dim)

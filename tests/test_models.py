@@ -30,6 +30,18 @@ def test_dcgan_sizes_and_a_size_it_cannot_make():
         models.build(DCGAN, 10, 3, 48)
 
 
+@pytest.mark.parametrize("size", [28, 32])
+def test_dcgan_first_layer_is_the_transposed_convolution_it_replaces(size):
+    """Project computes G's first layer as a matrix product: same function and same state_dict as the
+    ConvTranspose2d of earlier versions, so their checkpoints load and sample the same images."""
+    G, _ = models.build(DCGAN, 10, 1, size)
+    layer, z = G.net[0], torch.randn(6, 10, 1, 1)
+    conv = torch.nn.ConvTranspose2d(10, layer.out_channels, layer.kernel_size, 1, 0, bias=False)
+    conv.load_state_dict(layer.state_dict())  # the same keys and shapes
+    assert torch.allclose(layer(z), conv(z), atol=1e-6)
+    assert set(layer.state_dict()) == {"weight"}
+
+
 def test_dcgan_init_is_normal_0_002():
     G, D = models.build({**DCGAN, "g_features": 64, "d_features": 64}, 100, 3, 64)
     w = D.net[2].weight

@@ -22,13 +22,25 @@ def _checked_plan(image_size):
     return p
 
 
+class Project(nn.ConvTranspose2d):
+    """G's first layer, z (B, latent_dim, 1, 1) -> (B, width, base, base). On a 1x1 input a transposed
+    convolution is one matrix product; computed as one, a DCGAN-28 training step ran about 30% faster on
+    the CPU (README "Speed"). Same weight, so checkpoints do not change."""
+
+    def __init__(self, latent_dim, width, base):
+        super().__init__(latent_dim, width, base, 1, 0, bias=False)
+
+    def forward(self, z):
+        return (z.flatten(1) @ self.weight.flatten(1)).view(len(z), self.out_channels, *self.kernel_size)
+
+
 class DCGANGenerator(nn.Module):
     def __init__(self, latent_dim, channels, image_size, features=64):
         super().__init__()
         base, n = _checked_plan(image_size)
         width = features * 2 ** (n - 1)
         # z (B, latent_dim, 1, 1) -> (B, width, base, base)
-        layers = [nn.ConvTranspose2d(latent_dim, width, base, 1, 0, bias=False), nn.BatchNorm2d(width), nn.ReLU(True)]
+        layers = [Project(latent_dim, width, base), nn.BatchNorm2d(width), nn.ReLU(True)]
         for _ in range(n - 1):  # each block: channels / 2, size x 2
             layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width // 2), nn.ReLU(True)]
             width //= 2

@@ -24,8 +24,8 @@ def _checked_plan(image_size):
 
 class Project(nn.ConvTranspose2d):
     """G's first layer, z (B, latent_dim, 1, 1) -> (B, width, base, base). On a 1x1 input a transposed
-    convolution is one matrix product; computed as one, a DCGAN-28 training step ran about 30% faster on
-    the CPU (README "Speed"). Same weight, so checkpoints do not change."""
+    convolution is one matrix product; computed as one, a 28x28 DCGAN training step ran 21-30% faster on
+    the CPU (benchmarks/first_layer.py). Same weight, so checkpoints do not change."""
 
     def __init__(self, latent_dim, width, base):
         super().__init__(latent_dim, width, base, 1, 0, bias=False)

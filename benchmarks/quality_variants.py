@@ -99,14 +99,15 @@ def main():
         s.D = s.D_train = Translated(s.D, args.cutout)
     emas = {float(d): loop.ema_of(s.G, float(d)) for d in args.emas.split(",") if d}
     scorer = evaluate.Evaluator(cfg.data, dev, n=args.n, seed=0)
-    decay = [torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1 - i / args.steps) for opt in (s.opt_g, s.opt_d)]
+    decay = ([torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1 - i / args.steps) for opt in (s.opt_g, s.opt_d)]
+             if args.lr_decay else [])
 
     tic = time.perf_counter()
     for step in range(1, args.steps + 1):
         loop._iteration(s, loss, data_src, cfg, dev)
         for ema in emas.values():
             ema.update_parameters(s.G)
-        for scheduler in decay if args.lr_decay else ():
+        for scheduler in decay:
             scheduler.step()
         if args.score_every and step % args.score_every == 0 and step < args.steps:
             for ema in emas.values():

@@ -27,6 +27,7 @@ class MLPConfig:
 class DCGANConfig:
     name: str = "dcgan"
     g_features: int = 64  # width of G's last hidden layer (ngf in Radford et al.)
+    g_extra: int = 0  # 3x3 convolutions added after each of G's hidden blocks
     d_features: int = 64  # width of D's first layer (ndf)
     d_norm: str = "batch"  # batch | spectral | none: how D's hidden layers are normalised
 

@@ -68,3 +68,27 @@ def test_spectral_norm_d_has_unit_spectral_norm_layers_and_no_batch_norm():
         models.build({**DCGAN, "d_norm": "layer"}, 10, 1, 28)
     _, old = models.build(DCGAN, 10, 1, 28)  # configs saved before d_norm existed mean batch norm
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in old.modules())
+
+
+@pytest.mark.parametrize("size,maps", [(28, [7, 14]), (32, [4, 8, 16])])
+def test_g_extra_adds_a_size_keeping_3x3_convolution_after_each_hidden_block(size, maps):
+    G, _ = models.build({**DCGAN, "g_extra": 1}, 10, 1, size)
+    seen = []
+    for conv in (m for m in G.modules() if type(m) is torch.nn.Conv2d):
+        assert conv.kernel_size == (3, 3) and conv.in_channels == conv.out_channels
+        conv.register_forward_hook(lambda m, i, out: seen.append(out.shape[-1]))
+    x = G(torch.randn(3, 10))
+    assert x.shape == (3, 1, size, size) and x.abs().max() <= 1
+    assert seen == maps
+    x.sum().backward()
+    assert all(p.grad is not None for p in G.parameters())
+    # two per block with g_extra=2; with 0 (and configs saved before the option) the layers of earlier versions
+    two, _ = models.build({**DCGAN, "g_extra": 2}, 10, 1, size)
+    assert sum(type(m) is torch.nn.Conv2d for m in two.modules()) == 2 * len(maps)
+    plain, _ = models.build({**DCGAN, "g_extra": 0}, 10, 1, size)
+    old, _ = models.build(DCGAN, 10, 1, size)
+    assert list(plain.state_dict()) == list(old.state_dict())
+    assert not any(type(m) is torch.nn.Conv2d for m in old.modules())
+    for bad in (-1, 1.5):
+        with pytest.raises(ConfigError, match=r"model.g_extra must be a whole number >= 0"):
+            models.build({**DCGAN, "g_extra": bad}, 10, 1, size)

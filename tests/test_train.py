@@ -82,6 +82,7 @@ def test_resume_from_something_that_is_not_a_checkpoint(make_cfg, tmp_path):
     ("data.image_size=48", "model=dcgan cannot make 48x48"),
     ("+trainer.foo=1", "unknown config key.*trainer.foo"),
     ("optimizer.generator.lr=-1", "optimizer.generator.lr must be > 0"),
+    ("model.g_extra=-1", "model.g_extra must be a whole number >= 0"),
 ])
 def test_bad_values_stop_before_training(make_cfg, tmp_path, override, match):
     with pytest.raises(ConfigError, match=match):

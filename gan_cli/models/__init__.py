@@ -21,7 +21,10 @@ def _dcgan(m, latent_dim, channels, image_size):
     norm = m.get("d_norm", "batch")  # checkpoints from before the option have batch norm
     if norm not in dcgan.NORMS:
         raise ConfigError(f"model.d_norm must be one of {', '.join(dcgan.NORMS)}, got {norm!r}")
-    return (DCGANGenerator(latent_dim, channels, image_size, m["g_features"]),
+    extra = m.get("g_extra", 0)  # checkpoints from before the option have none
+    if not isinstance(extra, int) or extra < 0:
+        raise ConfigError(f"model.g_extra must be a whole number >= 0 (extra 3x3 convolutions per G block), got {extra!r}")
+    return (DCGANGenerator(latent_dim, channels, image_size, m["g_features"], extra),
             DCGANDiscriminator(channels, image_size, m["d_features"], norm))
 
 

@@ -34,16 +34,26 @@ class Project(nn.ConvTranspose2d):
         return (z.flatten(1) @ self.weight.flatten(1)).view(len(z), self.out_channels, *self.kernel_size)
 
 
+def _refine(width, extra):
+    """`extra` 3x3 convolutions at the current size and width, each with batch norm and ReLU."""
+    return [layer for _ in range(extra)
+            for layer in (nn.Conv2d(width, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(True))]
+
+
 class DCGANGenerator(nn.Module):
-    def __init__(self, latent_dim, channels, image_size, features=64):
+    """extra: 3x3 convolutions added after each hidden block (0: Radford et al.). On 28x28 MNIST one each made
+    sharper digits at equal steps (README "Sample quality"); with 0 the layer keys are those of older versions."""
+
+    def __init__(self, latent_dim, channels, image_size, features=64, extra=0):
         super().__init__()
         base, n = _checked_plan(image_size)
         width = features * 2 ** (n - 1)
         # z (B, latent_dim, 1, 1) -> (B, width, base, base)
-        layers = [Project(latent_dim, width, base), nn.BatchNorm2d(width), nn.ReLU(True)]
+        layers = [Project(latent_dim, width, base), nn.BatchNorm2d(width), nn.ReLU(True), *_refine(width, extra)]
         for _ in range(n - 1):  # each block: channels / 2, size x 2
             layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width // 2), nn.ReLU(True)]
             width //= 2
+            layers += _refine(width, extra)
         # (B, features, size/2, size/2) -> (B, channels, size, size)
         layers += [nn.ConvTranspose2d(width, channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)

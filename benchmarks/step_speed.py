@@ -1,0 +1,46 @@
+"""Speed of gan-cli's training step under several sets of gan-train overrides, in one process: the variants
+run in alternating blocks of 10 steps, so a slow spell of a shared machine hits them all; prints the median
+steps/s and images/s of each. Each argument is one variant, its overrides separated by spaces:
+
+    python benchmarks/step_speed.py "model.d_norm=spectral" "model.d_norm=spectral model.g_extra=1"
+"""
+
+import argparse
+import statistics
+import time
+
+import torch
+from hydra import compose, initialize_config_module
+
+from gan_cli import loop, train
+
+
+def state(overrides):
+    with initialize_config_module("gan_cli.configs", version_base="1.3"):
+        cfg = compose("train", overrides=["device=cpu", *overrides])
+    return (cfg, *train.build(cfg, torch.device("cpu")))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rounds", type=int, default=15)
+    p.add_argument("variants", nargs="+", help='overrides of one variant, e.g. "model.g_extra=1 batch_size=32"')
+    args = p.parse_args()
+    variants = {v: state(v.split()) for v in args.variants}
+    rates = {v: [] for v in variants}
+    for cfg, s, data, loss in variants.values():  # warm-up
+        for _ in range(5):
+            loop._iteration(s, loss, data, cfg, s.speed.device)
+    for _ in range(args.rounds):
+        for v, (cfg, s, data, loss) in variants.items():
+            tic = time.perf_counter()
+            for _ in range(10):
+                loop._iteration(s, loss, data, cfg, s.speed.device)
+            rates[v].append(10 / (time.perf_counter() - tic))
+    for v, (cfg, *_) in variants.items():
+        steps = statistics.median(rates[v])
+        print(f"{steps:6.2f} steps/s, {steps * cfg.batch_size * cfg.trainer.d_steps:5.0f} images/s  {v}")
+
+
+if __name__ == "__main__":
+    main()

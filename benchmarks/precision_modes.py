@@ -1,4 +1,4 @@
-"""DCGAN steps/s under each way of running its convolutions, in one process, alternated (3 rounds).
+"""DCGAN images/s under each way of running its convolutions, in one process, alternated (3 rounds of 20 steps).
 
     python benchmarks/precision_modes.py            # DCGAN-32, batch 64
     python benchmarks/precision_modes.py --size 64
@@ -9,13 +9,11 @@
 
 import argparse
 import tempfile
-import time
 
 import torch
-from hydra import compose, initialize_config_module
 
 from bench import write_mnist
-from gan_cli import loop, train
+from step_speed import alternate, state
 
 VARIANTS = {  # name: (gan-train overrides, oneDNN float32 precision)
     "fp32": (["trainer.precision=32", "trainer.channels_last=false"], "ieee"),
@@ -29,30 +27,20 @@ VARIANTS = {  # name: (gan-train overrides, oneDNN float32 precision)
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=32)
-    p.add_argument("--seconds", type=float, default=6)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=20, help="steps per variant in each round")
     args = p.parse_args()
     root = tempfile.mkdtemp()
     write_mnist(root)
-    cpu = torch.device("cpu")
-    built = {}
-    for name, (overrides, precision) in VARIANTS.items():
-        with initialize_config_module("gan_cli.configs", version_base="1.3"):
-            cfg = compose("train", overrides=["model=dcgan", "data=mnist", f"data.root={root}", "data.download=false",
-                                              f"data.image_size={args.size}", "batch_size=64", "device=cpu", *overrides])
-        built[name] = (cfg, *train.build(cfg, cpu), precision)
-    speeds = {name: [] for name in VARIANTS}
-    for _ in range(3):
-        for name, (cfg, s, data_src, loss, precision) in built.items():
-            torch.backends.mkldnn.conv.fp32_precision = precision
-            for _ in range(5):
-                loop._iteration(s, loss, data_src, cfg, cpu)
-            n, tic = 0, time.perf_counter()
-            while time.perf_counter() - tic < args.seconds:
-                loop._iteration(s, loss, data_src, cfg, cpu)
-                n += 1
-            speeds[name].append(n * 64 / (time.perf_counter() - tic))
-    for name, v in speeds.items():
-        print(f"{name:>40}: images/s " + " ".join(f"{x:5.0f}" for x in v))
+    data = ["model=dcgan", "data=mnist", f"data.root={root}", "data.download=false", f"data.image_size={args.size}",
+            "batch_size=64"]
+    variants = {name: state(data + overrides) for name, (overrides, _) in VARIANTS.items()}
+
+    def before(name):
+        torch.backends.mkldnn.conv.fp32_precision = VARIANTS[name][1]
+
+    for name, rates in alternate(variants, args.rounds, args.steps, before).items():
+        print(f"{name:>40}: images/s " + " ".join(f"{r * 64:5.0f}" for r in rates))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ run in alternating blocks of 10 steps, so a slow spell of a shared machine hits 
 steps/s and images/s of each. Each argument is one variant, its overrides separated by spaces:
 
     python benchmarks/step_speed.py "model.d_norm=spectral" "model.d_norm=spectral model.g_extra=1"
+
+`state` and `alternate` also serve first_layer.py and precision_modes.py.
 """
 
 import argparse
@@ -16,9 +18,28 @@ from gan_cli import loop, train
 
 
 def state(overrides):
+    """(cfg, TrainState, batch source, loss) as gan-train builds them on the CPU."""
     with initialize_config_module("gan_cli.configs", version_base="1.3"):
         cfg = compose("train", overrides=["device=cpu", *overrides])
     return (cfg, *train.build(cfg, torch.device("cpu")))
+
+
+def alternate(variants, rounds, steps=10, before=lambda name: None):
+    """{name: steps/s of each block}: after 5 warm-up steps each, `rounds` rounds of `steps` steps per variant;
+    `before(name)` runs ahead of each of that variant's blocks (for process-wide settings)."""
+    rates = {name: [] for name in variants}
+    for name, (cfg, s, data, loss) in variants.items():
+        before(name)
+        for _ in range(5):
+            loop._iteration(s, loss, data, cfg, s.speed.device)
+    for _ in range(rounds):
+        for name, (cfg, s, data, loss) in variants.items():
+            before(name)
+            tic = time.perf_counter()
+            for _ in range(steps):
+                loop._iteration(s, loss, data, cfg, s.speed.device)
+            rates[name].append(steps / (time.perf_counter() - tic))
+    return rates
 
 
 def main():
@@ -27,18 +48,9 @@ def main():
     p.add_argument("variants", nargs="+", help='overrides of one variant, e.g. "model.g_extra=1 batch_size=32"')
     args = p.parse_args()
     variants = {v: state(v.split()) for v in args.variants}
-    rates = {v: [] for v in variants}
-    for cfg, s, data, loss in variants.values():  # warm-up
-        for _ in range(5):
-            loop._iteration(s, loss, data, cfg, s.speed.device)
-    for _ in range(args.rounds):
-        for v, (cfg, s, data, loss) in variants.items():
-            tic = time.perf_counter()
-            for _ in range(10):
-                loop._iteration(s, loss, data, cfg, s.speed.device)
-            rates[v].append(10 / (time.perf_counter() - tic))
-    for v, (cfg, *_) in variants.items():
-        steps = statistics.median(rates[v])
+    for v, rates in alternate(variants, args.rounds).items():
+        cfg = variants[v][0]
+        steps = statistics.median(rates)
         print(f"{steps:6.2f} steps/s, {steps * cfg.batch_size * cfg.trainer.d_steps:5.0f} images/s  {v}")
 
 

@@ -17,7 +17,8 @@ from omegaconf import OmegaConf
 
 from gan_cli import checkpoint, data, device, dist, evaluate, losses, models, schema, speed
 from gan_cli.board import Board, generate, hparams_of
-from gan_cli.errors import CheckpointError, ConfigError, NonFiniteError, exit_2_on_hydra_errors, report_errors
+from gan_cli.errors import (EXIT_ENVIRONMENT, CheckpointError, ConfigError, NonFiniteError, exit_2_on_hydra_errors,
+                            report_errors)
 from gan_cli.loop import TrainState, ema_of, fit
 from gan_cli.preempt import StopOnSignal
 
@@ -266,7 +267,13 @@ def _run_dir_for(resume, default):
     path = Path(str(resume)).expanduser() if resume and resume != "auto" else None
     if path is not None and path.exists():
         return str(checkpoint.run_folder(path) if path.is_file() else path)
-    return dist.from_main(default)  # under torchrun: rank 0's timestamp, even if the ranks started a second apart
+    try:
+        return dist.from_main(default)  # under torchrun: rank 0's timestamp, even if the ranks started a second apart
+    except RuntimeError as e:  # rank 0 died first; this runs inside Hydra's set-up, before report_errors can help
+        if not dist.is_lost_peer(e):
+            raise
+        print(f"gan-train: error: {dist.lost_peer(e)}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_ENVIRONMENT) from None
 
 
 def _hydra_subdir_for(resume):

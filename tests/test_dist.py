@@ -110,6 +110,26 @@ def test_only_transport_errors_count_as_a_lost_rank():
     assert not dist.is_lost_peer(RuntimeError("mat1 and mat2 shapes cannot be multiplied (64x10 and 784x256)"))
 
 
+def test_rank_0_dying_before_the_run_folder_is_shared_is_one_line_and_exit_4(monkeypatch, capsys):
+    """The run folder is agreed inside Hydra's set-up (a config resolver), before report_errors is in place."""
+    from gan_cli import train as train_module
+
+    def fails_with(message):
+        def from_main(value):
+            raise RuntimeError(message)
+        return from_main
+
+    monkeypatch.setattr(dist, "from_main", fails_with("[gloo/transport/tcp/pair.cc:534] Connection closed by peer"))
+    with pytest.raises(SystemExit) as exit_info:
+        train_module._run_dir_for(None, "outputs/x")
+    assert exit_info.value.code == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("gan-train: error: rank 0: lost contact with the other ranks"), err
+    monkeypatch.setattr(dist, "from_main", fails_with("a bug"))
+    with pytest.raises(RuntimeError, match="a bug"):  # anything else is not dressed up as a lost rank
+        train_module._run_dir_for(None, "outputs/x")
+
+
 @pytest.mark.slow  # about 15-25 s: it launches its own processes; run by make test-all
 def test_a_submitit_local_multirun_of_two_configs_writes_two_result_folders(mnist_root, tmp_path):
     sweep = tmp_path / "sweep"

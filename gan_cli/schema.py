@@ -141,6 +141,13 @@ class EvalConfig:
     ema: bool = True  # score the moving average of G's weights when the checkpoint has one
 
 
+def model_with_defaults(model_cfg):
+    """A model config stored in a checkpoint, with the keys added to gan-cli since at their defaults, which
+    build what the checkpoint's version built (models.build reads a missing key the same way)."""
+    node = {"mlp": MLPConfig, "dcgan": DCGANConfig}.get(model_cfg.get("name"))
+    return OmegaConf.merge(dataclasses.asdict(node()), model_cfg) if node else model_cfg
+
+
 def register():
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)

@@ -233,6 +233,7 @@ def _resumed_config(cfg, ckpt, overrides):
     new = hydra.compose("train", overrides=[*merged.values(), f"resume={cfg.resume}"])
     schema.check_train(new)
     saved = OmegaConf.create(ckpt["config"])
+    saved.model = schema.model_with_defaults(saved.model)  # a checkpoint from before a model key was added
     changed = [k for k in ARCH_KEYS if OmegaConf.select(new, k) != OmegaConf.select(saved, k)]
     if changed:
         raise ConfigError(f"resume: {', '.join(changed)} differ from the checkpoint's, so its weights cannot load; "

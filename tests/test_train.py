@@ -62,6 +62,22 @@ def test_resume_refuses_an_architecture_change_naming_the_key(make_cfg, mnist_ro
         train(make_cfg(f"resume={tmp_path}", "model.g_features=16"), tmp_path, ["model.g_features=16"])
 
 
+def test_resume_of_a_checkpoint_from_before_the_newer_model_keys(make_cfg, mnist_root, tmp_path):
+    """model.d_norm and model.g_extra came later; a checkpoint without them built what their defaults build."""
+    train(make_cfg(), tmp_path, tiny_overrides(mnist_root))
+    raw = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    for key in ("sha256", "format", "version"):
+        raw.pop(key)
+    for key in ("d_norm", "g_extra"):
+        raw["config"]["model"].pop(key)
+    checkpoint.save(tmp_path / "checkpoints" / "last.pt", raw)
+    steps = raw["step"] + 2
+    s = train(make_cfg(f"resume={tmp_path}", f"trainer.steps={steps}"), tmp_path, [f"trainer.steps={steps}"])
+    assert s.step == steps
+    with pytest.raises(ConfigError, match="model differ from the checkpoint"):  # a real change is still refused
+        train(make_cfg(f"resume={tmp_path}", "model.g_extra=1"), tmp_path, ["model.g_extra=1"])
+
+
 def test_a_used_run_folder_is_never_overwritten(make_cfg, mnist_root, tmp_path):
     train(make_cfg(), tmp_path, tiny_overrides(mnist_root))
     before = (tmp_path / "checkpoints" / "last.pt").read_bytes()

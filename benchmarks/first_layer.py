@@ -1,6 +1,6 @@
 """G's first layer as a matrix product (models.dcgan.Project) against the ConvTranspose2d it replaces, inside
 gan-cli's real training step, in one process: the two run in alternating blocks of 10 steps, so a slow spell
-of a shared machine hits both; prints the median images/s of each.
+of a shared machine hits both; prints the median steps/s and images/s of each.
 
     python benchmarks/first_layer.py                          # the default DCGAN on mnist5k (28x28)
     python benchmarks/first_layer.py model.d_norm=spectral     # the recipe's D
@@ -8,11 +8,10 @@ of a shared machine hits both; prints the median images/s of each.
 """
 
 import argparse
-import statistics
 
 import torch
 
-from step_speed import alternate, state
+from step_speed import report, state
 
 
 def with_plain_conv(built):
@@ -30,10 +29,9 @@ def main():
     p.add_argument("--rounds", type=int, default=15)
     p.add_argument("overrides", nargs="*", help="gan-train overrides")
     args = p.parse_args()
-    variants = {"ConvTranspose2d": with_plain_conv(state(args.overrides)), "matrix product": state(args.overrides)}
-    for name, rates in alternate(variants, args.rounds).items():
-        images = statistics.median(rates) * variants[name][0].batch_size
-        print(f"{name:>16}: {images:.0f} images/s  {args.overrides}")
+    print(f"overrides: {args.overrides}")
+    report({"ConvTranspose2d": with_plain_conv(state(args.overrides)), "matrix product": state(args.overrides)},
+           args.rounds)
 
 
 if __name__ == "__main__":

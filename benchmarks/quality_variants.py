@@ -18,9 +18,9 @@ import time
 
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_module
 
-from gan_cli import evaluate, loop, train
+from gan_cli import evaluate, loop
+from step_speed import state
 
 
 def translate(x, r=3):
@@ -89,10 +89,8 @@ def main():
     p.add_argument("--score-every", type=int, default=0, help="also score G and its EMAs every N steps")
     p.add_argument("overrides", nargs="*", help="gan-train overrides, e.g. model.d_norm=spectral")
     args = p.parse_args()
-    with initialize_config_module("gan_cli.configs", version_base="1.3"):
-        cfg = compose("train", overrides=["device=cpu", *args.overrides])
-    dev = torch.device("cpu")
-    s, data_src, loss = train.build(cfg, dev)
+    cfg, s, data_src, loss = state(args.overrides)
+    dev = s.speed.device
     if args.smooth:
         loss = smoothed(loss, 1.0 - args.smooth)
     if args.translate:

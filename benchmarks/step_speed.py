@@ -4,7 +4,7 @@ steps/s and images/s of each. Each argument is one variant, its overrides separa
 
     python benchmarks/step_speed.py "model.d_norm=spectral" "model.d_norm=spectral model.g_extra=1"
 
-`state` and `alternate` also serve first_layer.py and precision_modes.py.
+`state`, `alternate` and `report` also serve first_layer.py, precision_modes.py and quality_variants.py.
 """
 
 import argparse
@@ -42,16 +42,20 @@ def alternate(variants, rounds, steps=10, before=lambda name: None):
     return rates
 
 
+def report(variants, rounds):
+    """Print the median steps/s and images/s of each variant over `rounds` alternated blocks."""
+    for name, rates in alternate(variants, rounds).items():
+        cfg = variants[name][0]
+        steps = statistics.median(rates)
+        print(f"{steps:6.2f} steps/s, {steps * cfg.batch_size * cfg.trainer.d_steps:5.0f} images/s  {name}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=15)
     p.add_argument("variants", nargs="+", help='overrides of one variant, e.g. "model.g_extra=1 batch_size=32"')
     args = p.parse_args()
-    variants = {v: state(v.split()) for v in args.variants}
-    for v, rates in alternate(variants, args.rounds).items():
-        cfg = variants[v][0]
-        steps = statistics.median(rates)
-        print(f"{steps:6.2f} steps/s, {steps * cfg.batch_size * cfg.trainer.d_steps:5.0f} images/s  {v}")
+    report({v: state(v.split()) for v in args.variants}, args.rounds)
 
 
 if __name__ == "__main__":

@@ -143,7 +143,7 @@ class EvalConfig:
 
 def model_with_defaults(model_cfg):
     """A model config stored in a checkpoint, with the keys added to gan-cli since at their defaults, which
-    build what the checkpoint's version built (models.build reads a missing key the same way)."""
+    build what the checkpoint's version built; models.build and resume's architecture check both read it so."""
     node = {"mlp": MLPConfig, "dcgan": DCGANConfig}.get(model_cfg.get("name"))
     return OmegaConf.merge(dataclasses.asdict(node()), model_cfg) if node else model_cfg
 

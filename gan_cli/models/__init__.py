@@ -3,6 +3,7 @@
 Checkpoints store those values; nothing is ever instantiated from a class path stored in a file.
 """
 
+from gan_cli import schema
 from gan_cli.errors import ConfigError
 from gan_cli.models import dcgan
 from gan_cli.models.dcgan import DCGANDiscriminator, DCGANGenerator
@@ -18,10 +19,9 @@ def _dcgan(m, latent_dim, channels, image_size):
     if dcgan.plan(image_size) is None:
         raise ConfigError(f"model=dcgan cannot make {image_size}x{image_size} images; use data.image_size=28, 32 or 64 "
                           "(any 4*2^n or 7*2^n >= 16), or model=mlp")
-    norm = m.get("d_norm", "batch")  # checkpoints from before the option have batch norm
+    norm, extra = m["d_norm"], m["g_extra"]
     if norm not in dcgan.NORMS:
         raise ConfigError(f"model.d_norm must be one of {', '.join(dcgan.NORMS)}, got {norm!r}")
-    extra = m.get("g_extra", 0)  # checkpoints from before the option have none
     if not isinstance(extra, int) or extra < 0:
         raise ConfigError(f"model.g_extra must be a whole number >= 0 (extra 3x3 convolutions per G block), got {extra!r}")
     return (DCGANGenerator(latent_dim, channels, image_size, m["g_features"], extra),
@@ -32,8 +32,9 @@ MODELS = {"mlp": _mlp, "dcgan": _dcgan}
 
 
 def build(model_cfg, latent_dim, channels, image_size):
-    """(G, D) for a model config (a DictConfig or the plain dict stored in a checkpoint)."""
+    """(G, D) for a model config (a DictConfig or the plain dict stored in a checkpoint, whose keys added since
+    take their defaults: what that checkpoint's version built)."""
     name = model_cfg["name"]
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    return MODELS[name](model_cfg, latent_dim, channels, image_size)
+    return MODELS[name](schema.model_with_defaults(model_cfg), latent_dim, channels, image_size)

@@ -30,6 +30,7 @@ class DCGANConfig:
     g_extra: int = 0  # 3x3 convolutions added after each of G's hidden blocks
     d_features: int = 64  # width of D's first layer (ndf)
     d_norm: str = "batch"  # batch | spectral | none: how D's hidden layers are normalised
+    d_extra: int = 0  # 3x3 convolutions added after each of D's blocks but the input layer
 
 
 @dataclass

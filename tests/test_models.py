@@ -92,3 +92,30 @@ def test_g_extra_adds_a_size_keeping_3x3_convolution_after_each_hidden_block(siz
     for bad in (-1, 1.5):
         with pytest.raises(ConfigError, match=r"model.g_extra must be a whole number >= 0"):
             models.build({**DCGAN, "g_extra": bad}, 10, 1, size)
+
+
+@pytest.mark.parametrize("norm", ["spectral", "batch"])
+@pytest.mark.parametrize("size,maps", [(28, [7]), (32, [8, 4])])
+def test_d_extra_adds_a_size_keeping_3x3_convolution_after_each_block_but_the_input_layer(norm, size, maps):
+    _, D = models.build({**DCGAN, "d_norm": norm, "d_extra": 1}, 10, 1, size)
+    seen = []
+    convs = [m for m in D.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    for conv in convs:
+        assert conv.in_channels == conv.out_channels and conv.stride == (1, 1)
+        assert hasattr(conv, "parametrizations") == (norm == "spectral")
+        conv.register_forward_hook(lambda m, i, out: seen.append(out.shape[-1]))
+    logits = D(torch.randn(3, 1, size, size))
+    assert logits.shape == (3,) and seen == maps
+    logits.sum().backward()
+    assert all(p.grad is not None for p in D.parameters())
+    # batch norm follows each added convolution where D's other blocks have it
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules()) == (2 * len(maps) if norm == "batch" else 0)
+    _, two = models.build({**DCGAN, "d_norm": norm, "d_extra": 2}, 10, 1, size)
+    assert sum(isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3) for m in two.modules()) == 2 * len(maps)
+    _, plain = models.build({**DCGAN, "d_norm": norm, "d_extra": 0}, 10, 1, size)
+    _, old = models.build({**DCGAN, "d_norm": norm}, 10, 1, size)  # configs saved before the option
+    assert list(plain.state_dict()) == list(old.state_dict())
+    assert not any(isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3) for m in old.modules())
+    for bad in (-1, 1.5, "1"):
+        with pytest.raises(ConfigError, match=r"model.d_extra must be a whole number >= 0 \(extra 3x3 convolutions per D"):
+            models.build({**DCGAN, "d_extra": bad}, 10, 1, size)

@@ -63,12 +63,12 @@ def test_resume_refuses_an_architecture_change_naming_the_key(make_cfg, mnist_ro
 
 
 def test_resume_of_a_checkpoint_from_before_the_newer_model_keys(make_cfg, mnist_root, tmp_path):
-    """model.d_norm and model.g_extra came later; a checkpoint without them built what their defaults build."""
+    """model.d_norm, g_extra and d_extra came later; a checkpoint without them built what their defaults build."""
     train(make_cfg(), tmp_path, tiny_overrides(mnist_root))
     raw = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     for key in ("sha256", "format", "version"):
         raw.pop(key)
-    for key in ("d_norm", "g_extra"):
+    for key in ("d_norm", "g_extra", "d_extra"):
         raw["config"]["model"].pop(key)
     checkpoint.save(tmp_path / "checkpoints" / "last.pt", raw)
     steps = raw["step"] + 2
@@ -99,6 +99,7 @@ def test_resume_from_something_that_is_not_a_checkpoint(make_cfg, tmp_path):
     ("+trainer.foo=1", "unknown config key.*trainer.foo"),
     ("optimizer.generator.lr=-1", "optimizer.generator.lr must be > 0"),
     ("model.g_extra=-1", "model.g_extra must be a whole number >= 0"),
+    ("model.d_extra=-2", "model.d_extra must be a whole number >= 0"),
 ])
 def test_bad_values_stop_before_training(make_cfg, tmp_path, override, match):
     with pytest.raises(ConfigError, match=match):

@@ -19,13 +19,15 @@ def _dcgan(m, latent_dim, channels, image_size):
     if dcgan.plan(image_size) is None:
         raise ConfigError(f"model=dcgan cannot make {image_size}x{image_size} images; use data.image_size=28, 32 or 64 "
                           "(any 4*2^n or 7*2^n >= 16), or model=mlp")
-    norm, extra = m["d_norm"], m["g_extra"]
+    norm = m["d_norm"]
     if norm not in dcgan.NORMS:
         raise ConfigError(f"model.d_norm must be one of {', '.join(dcgan.NORMS)}, got {norm!r}")
-    if not isinstance(extra, int) or extra < 0:
-        raise ConfigError(f"model.g_extra must be a whole number >= 0 (extra 3x3 convolutions per G block), got {extra!r}")
-    return (DCGANGenerator(latent_dim, channels, image_size, m["g_features"], extra),
-            DCGANDiscriminator(channels, image_size, m["d_features"], norm))
+    for key, net in (("g_extra", "G"), ("d_extra", "D")):
+        if not isinstance(m[key], int) or m[key] < 0:
+            raise ConfigError(f"model.{key} must be a whole number >= 0 (extra 3x3 convolutions per {net} block), "
+                              f"got {m[key]!r}")
+    return (DCGANGenerator(latent_dim, channels, image_size, m["g_features"], m["g_extra"]),
+            DCGANDiscriminator(channels, image_size, m["d_features"], norm, m["d_extra"]))
 
 
 MODELS = {"mlp": _mlp, "dcgan": _dcgan}

@@ -68,20 +68,26 @@ NORMS = ("batch", "spectral", "none")
 
 class DCGANDiscriminator(nn.Module):
     """norm: "batch" as Radford et al.; "spectral" (Miyato et al. 2018) bounds each layer's Lipschitz constant
-    instead, and scores every image on its own, so real and fake can share one forward pass."""
+    instead, and scores every image on its own, so real and fake can share one forward pass.
+    extra: 3x3 convolutions added after each block but the input layer (0: Radford et al.); on 28x28 MNIST one
+    (at 7x7) matched G's extra layers and lifted quality more than any other change (README "Sample quality")."""
 
-    def __init__(self, channels, image_size, features=64, norm="batch"):
+    def __init__(self, channels, image_size, features=64, norm="batch", extra=0):
         super().__init__()
         base, n = _checked_plan(image_size)
         sn = nn.utils.parametrizations.spectral_norm if norm == "spectral" else (lambda conv: conv)
+
+        def block(c_in, c_out, *conv):  # conv, then (for norm="batch") batch norm, then LeakyReLU
+            layers = [sn(nn.Conv2d(c_in, c_out, *conv, bias=False))]
+            return layers + ([nn.BatchNorm2d(c_out)] if norm == "batch" else []) + [nn.LeakyReLU(0.2, True)]
+
         width = features
         # no normalisation of D's input layer (Radford et al.)
         layers = [sn(nn.Conv2d(channels, width, 4, 2, 1, bias=False)), nn.LeakyReLU(0.2, True)]
         for _ in range(n - 1):  # each block: channels x 2, size / 2
-            layers += [sn(nn.Conv2d(width, width * 2, 4, 2, 1, bias=False))]
-            layers += [nn.BatchNorm2d(width * 2)] if norm == "batch" else []
-            layers += [nn.LeakyReLU(0.2, True)]
+            layers += block(width, width * 2, 4, 2, 1)
             width *= 2
+            layers += [layer for _ in range(extra) for layer in block(width, width, 3, 1, 1)]
         # (B, width, base, base) -> (B, 1, 1, 1)
         layers.append(sn(nn.Conv2d(width, 1, base, 1, 0, bias=False)))
         self.net = nn.Sequential(*layers)

@@ -4,7 +4,7 @@ PY    := $(VENV)/bin/python
 # The torch build to install first (these lie on this project's machines); set TORCH= to let pip choose.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 DEMO_STEPS ?= 2000
-RECIPE_STEPS ?= 4000
+RECIPE_STEPS ?= 3000
 DEMO_DIR   ?= outputs/demo/$(shell date +%Y%m%d-%H%M%S)
 
 COMPARE_DIR   ?= outputs/compare

@@ -142,10 +142,13 @@ class EvalConfig:
     ema: bool = True  # score the moving average of G's weights when the checkpoint has one
 
 
+MODEL_SCHEMAS = {"mlp": MLPConfig, "dcgan": DCGANConfig}  # model name -> its keys and their defaults
+
+
 def model_with_defaults(model_cfg):
     """A model config stored in a checkpoint, with the keys added to gan-cli since at their defaults, which
     build what the checkpoint's version built; models.build and resume's architecture check both read it so."""
-    node = {"mlp": MLPConfig, "dcgan": DCGANConfig}.get(model_cfg.get("name"))
+    node = MODEL_SCHEMAS.get(model_cfg.get("name"))
     return OmegaConf.merge(dataclasses.asdict(node()), model_cfg) if node else model_cfg
 
 
@@ -155,7 +158,7 @@ def register():
     cs.store(name="sample_schema", node=SampleConfig)
     cs.store(name="eval_schema", node=EvalConfig)
     # Kept out of the user-facing groups so `model=` lists only real options.
-    for group, name, node in (("model", "mlp", MLPConfig), ("model", "dcgan", DCGANConfig),
+    for group, name, node in (*(("model", name, node) for name, node in MODEL_SCHEMAS.items()),
                               ("optimizer", "adam", AdamConfig), ("optimizer", "sgd", SGDConfig),
                               ("loss", "loss", LossConfig), ("data", "data", DataConfig)):
         cs.store(group=f"schema/{group}", name=name, node=node)

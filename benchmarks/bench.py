@@ -104,16 +104,17 @@ def _time(step, batches, batch, seconds, device, warmup=5):
     """images/s over `seconds` of steps after `warmup` steps."""
     for _ in range(warmup):
         step(next(batches))
-    _sync(device)
+    sync(device)
     n, tic = 0, time.perf_counter()
     while time.perf_counter() - tic < seconds or n < 5:
         step(next(batches))
         n += 1
-    _sync(device)
+    sync(device)
     return n * batch / (time.perf_counter() - tic)
 
 
-def _sync(device):
+def sync(device):
+    """Wait for the device: CUDA runs behind the host, so time the work, not the launches."""
     if device.type == "cuda":
         torch.cuda.synchronize()
 

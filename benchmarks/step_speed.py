@@ -3,6 +3,7 @@ run in alternating blocks of 10 steps, so a slow spell of a shared machine hits 
 steps/s and images/s of each. Each argument is one variant, its overrides separated by spaces:
 
     python benchmarks/step_speed.py "model.d_norm=spectral" "model.d_norm=spectral model.g_extra=1"
+    python benchmarks/step_speed.py --device cuda "trainer.precision=32" "trainer.precision=bf16"
 
 `state`, `alternate` and `report` also serve first_layer.py, precision_modes.py and quality_variants.py.
 """
@@ -14,14 +15,15 @@ import time
 import torch
 from hydra import compose, initialize_config_module
 
+from bench import sync
 from gan_cli import loop, train
 
 
-def state(overrides):
-    """(cfg, TrainState, batch source, loss) as gan-train builds them on the CPU."""
+def state(overrides, device="cpu"):
+    """(cfg, TrainState, batch source, loss) as gan-train builds them on `device`."""
     with initialize_config_module("gan_cli.configs", version_base="1.3"):
-        cfg = compose("train", overrides=["device=cpu", *overrides])
-    return (cfg, *train.build(cfg, torch.device("cpu")))
+        cfg = compose("train", overrides=[f"device={device}", *overrides])
+    return (cfg, *train.build(cfg, torch.device(device)))
 
 
 def alternate(variants, rounds, steps=10, before=lambda name: None):
@@ -35,9 +37,11 @@ def alternate(variants, rounds, steps=10, before=lambda name: None):
     for _ in range(rounds):
         for name, (cfg, s, data, loss) in variants.items():
             before(name)
+            sync(s.speed.device)
             tic = time.perf_counter()
             for _ in range(steps):
                 loop._iteration(s, loss, data, cfg, s.speed.device)
+            sync(s.speed.device)
             rates[name].append(steps / (time.perf_counter() - tic))
     return rates
 
@@ -53,9 +57,10 @@ def report(variants, rounds):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=15)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("variants", nargs="+", help='overrides of one variant, e.g. "model.g_extra=1 batch_size=32"')
     args = p.parse_args()
-    report({v: state(v.split()) for v in args.variants}, args.rounds)
+    report({v: state(v.split(), args.device) for v in args.variants}, args.rounds)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ COMPARE_DIR   ?= outputs/compare
 COMPARE_SEEDS ?= 0,1,2
 RECIPE_DIR    ?= outputs/recipe/$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: install test test-all demo compare recipe bench speed-quality clean
+.PHONY: install test test-all demo compare recipe bench gpu-check speed-quality clean
 
 install: $(VENV)/.installed
 
@@ -54,6 +54,12 @@ recipe: install
 bench: install
 	$(PY) benchmarks/bench.py --out benchmarks/results.json
 	$(PY) benchmarks/bench.py --scaling --cases mlp-28-64,dcgan-32-64 --out benchmarks/scaling.json
+
+# On a CUDA machine: smoke test (train, resume, sample, evaluate), the bench table on the GPU, the other speed
+# settings, and quality of the defaults (README "Speed on CUDA"); logs and tables in GPU_CHECK_DIR.
+GPU_CHECK_DIR ?= outputs/gpu-check
+gpu-check: install
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash benchmarks/gpu_check.sh $(GPU_CHECK_DIR)
 
 # Do the fast defaults (bf16 autocast, channels_last) change quality? Plain float32 vs auto, 3 seeds, equal steps.
 SPEEDCHECK_DIR ?= outputs/speedcheck

@@ -191,6 +191,8 @@ def main():
     if args.scaling:
         return scaling(args)
     rows = []
+    result = {"machine": _machine(args.device), "torch": torch.__version__, "seconds": args.seconds,
+              "repeats": args.repeats, "overrides": args.override, "rows": rows}
     with tempfile.TemporaryDirectory() as root:
         write_mnist(root)
         for case in args.cases.split(","):
@@ -204,16 +206,14 @@ def main():
                    "reference_peak_mib": ref["peak_mib"], "gan_cli_peak_mib": ours["peak_mib"]}
             rows.append(row)
             print(_row(row), flush=True)
-    result = {"machine": _machine(args.device), "torch": torch.__version__, "seconds": args.seconds,
-              "repeats": args.repeats, "overrides": args.override, "rows": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+            _write(args.out, result)  # after each case: a run stopped early keeps the rows it measured
     print(f"\n{_table(result)}\nwrote {args.out}")
 
 
 def scaling(args):
     """images/s of gan-cli's trainer on 1 and 2 torchrun processes, batch_size per process."""
     rows = []
+    result = {"machine": _machine(args.device), "torch": torch.__version__, "seconds": args.seconds, "rows": rows}
     with tempfile.TemporaryDirectory() as root:
         write_mnist(root)
         for case in args.cases.split(","):
@@ -223,10 +223,13 @@ def scaling(args):
                          "efficiency": speed[2] / (2 * speed[1])})
             print(f"| {case} | {speed[1]:.0f} | {speed[2]:.0f} | {speed[2] / speed[1]:.2f}x | {rows[-1]['efficiency']:.0%} |",
                   flush=True)
-    result = {"machine": _machine(args.device), "torch": torch.__version__, "seconds": args.seconds, "rows": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+            _write(args.out, result)
     print(f"wrote {args.out}")
+
+
+def _write(path, result):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(result, indent=2) + "\n")
 
 
 def _row(r):

@@ -11,7 +11,7 @@
 set -u
 out=${1:?usage: gpu_check.sh OUTDIR}
 DEVICE=${DEVICE:-cuda}
-BUDGET=${BUDGET:-480}          # seconds for all parts together
+BUDGET=${BUDGET:-1500}         # seconds for all parts together (each process starts in 10-20 s on an H200)
 SECONDS_PER_CASE=${SECONDS_PER_CASE:-4}
 QUALITY_STEPS=${QUALITY_STEPS:-1000}
 mkdir -p "$out"
@@ -88,11 +88,11 @@ steps() {
 export -f smoke modes quality steps
 : >"$out/summary.txt"
 { nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA')"; } 2>&1 | tee -a "$log"
-part smoke 150 smoke
-part bench 220 python3 "$here/bench.py" --cases "${BENCH_CASES:-mlp-28-64,mlp-28-256,dcgan-32-64,dcgan-32-256,dcgan-64-64,dcgan-64-256}" --device $DEVICE --seconds $SECONDS_PER_CASE --repeats 1 --out "$out/results-cuda.json"
-part modes 120 modes
-part quality 150 quality
-part steps 90 steps
+part smoke 240 smoke
+part bench 480 python3 "$here/bench.py" --cases "${BENCH_CASES:-mlp-28-64,mlp-28-256,dcgan-32-64,dcgan-32-256,dcgan-64-64,dcgan-64-256}" --device $DEVICE --seconds $SECONDS_PER_CASE --repeats 1 --out "$out/results-cuda.json"
+part modes 240 modes
+part quality 300 quality
+part steps 240 steps
 echo "---- summary"
 cat "$out/summary.txt"
 grep -E "^smoke:|^\| |steps/s" "$log"

@@ -30,7 +30,17 @@ def test_auto_picks_per_device(monkeypatch):
     monkeypatch.setattr(speed, "bf16_fast", lambda device: False)
     plain = speed.resolve(trainer(), cpu, convolutional=False)
     assert plain.dtype is None and not plain.channels_last
-    assert not speed.resolve(trainer(), torch.device("cuda"), convolutional=True).check_each_step
+    cuda = speed.resolve(trainer(), torch.device("cuda"), convolutional=True)
+    assert not cuda.check_each_step and cuda.channels_last
+
+
+def test_auto_is_float32_on_cuda_and_bf16_only_on_a_cpu_with_bf16_units(monkeypatch):
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert speed.resolve(trainer(), torch.device("cuda"), convolutional=True).dtype is None
+    for units in (True, False):
+        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: units)
+        assert speed.resolve(trainer(), torch.device("cpu"), convolutional=True).dtype == (torch.bfloat16 if units else None)
 
 
 @pytest.mark.parametrize("override, match", [

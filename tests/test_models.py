@@ -119,3 +119,23 @@ def test_d_extra_adds_a_size_keeping_3x3_convolution_after_each_block_but_the_in
     for bad in (-1, 1.5, "1"):
         with pytest.raises(ConfigError, match=r"model.d_extra must be a whole number >= 0 \(extra 3x3 convolutions per D"):
             models.build({**DCGAN, "d_extra": bad}, 10, 1, size)
+
+
+def test_mlp_dropout_zeroes_a_fraction_p_scales_the_rest_and_is_off_in_eval():
+    from gan_cli.models.mlp import Dropout
+
+    _, D = models.build(MLP, 10, 1, 28)
+    drops = [m for m in D.modules() if isinstance(m, torch.nn.Dropout)]
+    assert len(drops) == 2 and all(type(m) is Dropout and m.p == 0.3 for m in drops)
+    drop, x = Dropout(0.3), torch.full((400, 500), 2.0, requires_grad=True)
+    y = drop(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.005  # 200,000 draws: std of the fraction ~0.001
+    assert torch.allclose(y[kept], torch.tensor(2.0 / 0.7))
+    y.sum().backward()
+    assert torch.equal(x.grad, kept.float() / 0.7)  # gradient only through the kept units, scaled alike
+    torch.manual_seed(0)
+    a = drop(x)
+    torch.manual_seed(0)
+    assert torch.equal(a, drop(x))  # drawn from torch's global generator: seeded runs and resume repeat it
+    assert drop.eval()(x) is x and Dropout(0.0)(x) is x

@@ -2,7 +2,20 @@
 
 import math
 
+import torch
 from torch import nn
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout with its mask drawn as uniform >= p: the same distribution (zero with probability p, the
+    rest scaled by 1 / (1 - p)) in half the time on the CPU, where bernoulli_ costs ~25 ns an element and
+    uniform draws ~10 (README "Speed"). Same state_dict (it has none) as nn.Dropout."""
+
+    def forward(self, x):
+        if not self.training or not self.p:
+            return x
+        keep = torch.rand(x.shape, device=x.device) >= self.p
+        return x * keep * (1 / (1 - self.p))
 
 
 def _stack(sizes, dropout=0.0):
@@ -10,7 +23,7 @@ def _stack(sizes, dropout=0.0):
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
         layers += [nn.Linear(n_in, n_out), nn.LeakyReLU(0.2)]
         if dropout:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
     return layers
 
 

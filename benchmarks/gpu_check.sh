@@ -52,7 +52,7 @@ events = list((d / "tb").glob("events.*"))
 metrics = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
 device = {t.device.type for t in ck["G"].values()}
 print(f"smoke: last.pt at step {ck['step']}, weights saved from {device}, checkpoints {steps}, "
-      f"{len(events)} event files, metrics at step 300: {metrics[-1]}")
+      f"{len(events)} event files, last metrics: {metrics[-1]}")
 EOF
 }
 

@@ -117,9 +117,9 @@ def _update(s, net, opt, scaler, loss, name):
 
 def d_step(s, loss, real, z):
     """One ascent step on D's objective; G is only evaluated, never differentiated."""
-    with torch.no_grad(), s.speed.autocast():  # a region of its own: G's low-precision weights go when it ends
-        fake = s.G(z)
     with s.speed.autocast():
+        with torch.no_grad():
+            fake = s.G(z)
         if s.joint_d:  # D without batch norm scores each image alone: one pass over both is the same function
             logits = s.D_train(torch.cat([real, fake.to(real.dtype)])).float()
             real_logits, fake_logits = logits[:len(real)], logits[len(real):]

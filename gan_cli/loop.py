@@ -100,8 +100,8 @@ def noise(m, latent_dim, device, rank=0, world=1):
 
 
 def _update(s, net, opt, scaler, loss, name):
-    """Backward, then (if the loss and gradient are finite) one optimizer step; returns the gradient norm."""
-    opt.zero_grad(set_to_none=True)
+    """Backward, then (if the loss and gradient are finite) one optimizer step; returns the gradient norm.
+    Gradients are None on entry: freed after each step here, and by _skip_or_stop after a skipped one."""
     scaler.scale(loss).backward()
     scaler.unscale_(opt)
     grad_norm = _grad_norm(net)
@@ -111,7 +111,7 @@ def _update(s, net, opt, scaler, loss, name):
         _check_finite(loss.detach(), grad_norm, name)
     scaler.step(opt)
     scaler.update()
-    opt.zero_grad(set_to_none=True)  # freed now, not at the next update: the other net's phase peaks lower
+    opt.zero_grad(set_to_none=True)  # freed now, not before the next update: the other net's phase peaks lower
     return grad_norm
 
 

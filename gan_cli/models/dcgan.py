@@ -77,13 +77,12 @@ class DCGANDiscriminator(nn.Module):
         base, n = _checked_plan(image_size)
         sn = nn.utils.parametrizations.spectral_norm if norm == "spectral" else (lambda conv: conv)
 
-        def block(c_in, c_out, *conv):  # conv, then (for norm="batch") batch norm, then LeakyReLU
+        def block(c_in, c_out, *conv, batch_norm=norm == "batch"):  # conv, [batch norm], LeakyReLU
             layers = [sn(nn.Conv2d(c_in, c_out, *conv, bias=False))]
-            return layers + ([nn.BatchNorm2d(c_out)] if norm == "batch" else []) + [nn.LeakyReLU(0.2, True)]
+            return layers + ([nn.BatchNorm2d(c_out)] if batch_norm else []) + [nn.LeakyReLU(0.2, True)]
 
         width = features
-        # no normalisation of D's input layer (Radford et al.)
-        layers = [sn(nn.Conv2d(channels, width, 4, 2, 1, bias=False)), nn.LeakyReLU(0.2, True)]
+        layers = block(channels, width, 4, 2, 1, batch_norm=False)  # no batch norm on D's input (Radford et al.)
         for _ in range(n - 1):  # each block: channels x 2, size / 2
             layers += block(width, width * 2, 4, 2, 1)
             width *= 2

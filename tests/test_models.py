@@ -74,7 +74,7 @@ def test_spectral_norm_d_has_unit_spectral_norm_layers_and_no_batch_norm():
 def test_g_extra_adds_a_size_keeping_3x3_convolution_after_each_hidden_block(size, maps):
     G, _ = models.build({**DCGAN, "g_extra": 1}, 10, 1, size)
     seen = []
-    for conv in (m for m in G.modules() if type(m) is torch.nn.Conv2d):
+    for conv in (m for m in G.modules() if isinstance(m, torch.nn.Conv2d)):
         assert conv.kernel_size == (3, 3) and conv.in_channels == conv.out_channels
         conv.register_forward_hook(lambda m, i, out: seen.append(out.shape[-1]))
     x = G(torch.randn(3, 10))
@@ -84,11 +84,11 @@ def test_g_extra_adds_a_size_keeping_3x3_convolution_after_each_hidden_block(siz
     assert all(p.grad is not None for p in G.parameters())
     # two per block with g_extra=2; with 0 (and configs saved before the option) the layers of earlier versions
     two, _ = models.build({**DCGAN, "g_extra": 2}, 10, 1, size)
-    assert sum(type(m) is torch.nn.Conv2d for m in two.modules()) == 2 * len(maps)
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in two.modules()) == 2 * len(maps)
     plain, _ = models.build({**DCGAN, "g_extra": 0}, 10, 1, size)
     old, _ = models.build(DCGAN, 10, 1, size)
     assert list(plain.state_dict()) == list(old.state_dict())
-    assert not any(type(m) is torch.nn.Conv2d for m in old.modules())
+    assert not any(isinstance(m, torch.nn.Conv2d) for m in old.modules())
     for bad in (-1, 1.5):
         with pytest.raises(ConfigError, match=r"model.g_extra must be a whole number >= 0"):
             models.build({**DCGAN, "g_extra": bad}, 10, 1, size)

@@ -6,6 +6,8 @@ G projects z to a base x base map and doubles it n times; D mirrors that.
 
 from torch import nn
 
+from gan_cli.models import conv
+
 
 def plan(image_size):
     """(base, n_doublings) for a size DCGAN can make, or None."""
@@ -37,7 +39,7 @@ class Project(nn.ConvTranspose2d):
 def _refine(width, extra):
     """`extra` 3x3 convolutions at the current size and width, each with batch norm and ReLU."""
     return [layer for _ in range(extra)
-            for layer in (nn.Conv2d(width, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(True))]
+            for layer in (conv.Conv2d(width, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(True))]
 
 
 class DCGANGenerator(nn.Module):
@@ -51,11 +53,11 @@ class DCGANGenerator(nn.Module):
         # z (B, latent_dim, 1, 1) -> (B, width, base, base)
         layers = [Project(latent_dim, width, base), nn.BatchNorm2d(width), nn.ReLU(True), *_refine(width, extra)]
         for _ in range(n - 1):  # each block: channels / 2, size x 2
-            layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width // 2), nn.ReLU(True)]
+            layers += [conv.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width // 2), nn.ReLU(True)]
             width //= 2
             layers += _refine(width, extra)
         # (B, features, size/2, size/2) -> (B, channels, size, size)
-        layers += [nn.ConvTranspose2d(width, channels, 4, 2, 1, bias=False), nn.Tanh()]
+        layers += [conv.ConvTranspose2d(width, channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.apply(init_weights)
 
@@ -75,10 +77,10 @@ class DCGANDiscriminator(nn.Module):
     def __init__(self, channels, image_size, features=64, norm="batch", extra=0):
         super().__init__()
         base, n = _checked_plan(image_size)
-        sn = nn.utils.parametrizations.spectral_norm if norm == "spectral" else (lambda conv: conv)
+        sn = nn.utils.parametrizations.spectral_norm if norm == "spectral" else (lambda layer: layer)
 
-        def block(c_in, c_out, *conv, batch_norm=norm == "batch"):  # conv, [batch norm], LeakyReLU
-            layers = [sn(nn.Conv2d(c_in, c_out, *conv, bias=False))]
+        def block(c_in, c_out, *geometry, batch_norm=norm == "batch"):  # conv, [batch norm], LeakyReLU
+            layers = [sn(conv.Conv2d(c_in, c_out, *geometry, bias=False))]
             return layers + ([nn.BatchNorm2d(c_out)] if batch_norm else []) + [nn.LeakyReLU(0.2, True)]
 
         width = features
@@ -88,7 +90,7 @@ class DCGANDiscriminator(nn.Module):
             width *= 2
             layers += [layer for _ in range(extra) for layer in block(width, width, 3, 1, 1)]
         # (B, width, base, base) -> (B, 1, 1, 1)
-        layers.append(sn(nn.Conv2d(width, 1, base, 1, 0, bias=False)))
+        layers.append(sn(conv.Conv2d(width, 1, base, 1, 0, bias=False)))
         self.net = nn.Sequential(*layers)
         self.apply(init_weights)
 

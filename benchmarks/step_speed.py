@@ -5,7 +5,8 @@ steps/s and images/s of each. Each argument is one variant, its overrides separa
     python benchmarks/step_speed.py "model.d_norm=spectral" "model.d_norm=spectral model.g_extra=1"
     python benchmarks/step_speed.py --device cuda "trainer.precision=32" "trainer.precision=bf16"
 
-`state`, `alternate` and `report` also serve first_layer.py, precision_modes.py and quality_variants.py.
+`state`, `alternate` and `report` also serve first_layer.py, conv_kernels.py, precision_modes.py and
+quality_variants.py.
 """
 
 import argparse
@@ -46,9 +47,9 @@ def alternate(variants, rounds, steps=10, before=lambda name: None):
     return rates
 
 
-def report(variants, rounds):
+def report(variants, rounds, before=lambda name: None):
     """Print the median steps/s and images/s of each variant over `rounds` alternated blocks."""
-    for name, rates in alternate(variants, rounds).items():
+    for name, rates in alternate(variants, rounds, before=before).items():
         cfg = variants[name][0]
         steps = statistics.median(rates)
         print(f"{steps:6.2f} steps/s, {steps * cfg.batch_size * cfg.trainer.d_steps:5.0f} images/s  {name}")

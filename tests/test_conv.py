@@ -35,13 +35,14 @@ def test_output_and_both_gradients_equal_torchs(monkeypatch, case, min_channels)
 @pytest.mark.parametrize("layer", ["Conv2d", "ConvTranspose2d"])
 def test_layers_take_the_matmul_path_only_under_bf16_autocast_on_the_cpu(monkeypatch, layer):
     torch.manual_seed(0)
-    ours, plain = getattr(conv, layer)(8, 16, 4, 2, 1, bias=False), getattr(torch.nn, layer)(8, 16, 4, 2, 1, bias=False)
+    ours, plain = getattr(conv, layer)(8, 16, 4, 2, 1), getattr(torch.nn, layer)(8, 16, 4, 2, 1)  # with bias
     plain.load_state_dict(ours.state_dict())
     calls = []
     monkeypatch.setattr(conv, "weight_grad", lambda *a, f=conv.weight_grad: calls.append(1) or f(*a))
     x = torch.randn(4, 8, 8, 8)
-    exact = torch.func.grad(lambda w: torch.func.functional_call(plain, {"weight": w}, (x.double(),)).square().sum())(
-        plain.weight.detach().double())
+    double = {name: p.detach().double() for name, p in plain.named_parameters()}
+    exact = torch.func.grad(lambda w: torch.func.functional_call(plain, {**double, "weight": w}, (x.double(),))
+                            .square().sum())(double["weight"])
 
     ours(x).square().sum().backward(), plain(x).square().sum().backward()  # float32: torch's own kernels
     assert not calls and torch.equal(ours.weight.grad, plain.weight.grad)

@@ -117,7 +117,8 @@ class _Convolution(torch.autograd.Function):
         grad = grad.contiguous(memory_format=torch.channels_last)
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
-            grad_x = conv(grad, w, stride, padding) if transposed else conv_adjoint(grad, w, x.shape[2:], stride, padding)
+            grad_x = (conv(grad, w, stride, padding) if transposed
+                      else conv_adjoint(grad, w, x.shape[2:], stride, padding))
         if ctx.needs_input_grad[1]:
             kernel = tuple(w.shape[2:])
             # a transposed convolution is the adjoint of a convolution from its output to its input

@@ -1,10 +1,11 @@
 """Convolutions computed as matrix products when training in bfloat16 on the CPU.
 
 oneDNN's bfloat16 convolution kernels run well below the CPU's bfloat16 matrix rate on the CPUs measured
-here, most of all for weight gradients (DCGAN D's 128->256 layer at batch 64: 15.9 ms against 4.4 ms for its
-forward pass). The same quantities as products with kernel windows (im2col) run on the matrix units: the
-weight gradient always, the forward pass and input gradient for inputs of many channels (README "Speed").
-Same parameters, so checkpoints do not change; float32 and CUDA keep torch's own kernels.
+here, most of all for weight gradients (DCGAN D's 128->256 layer at batch 64: 14.5 ms against 5.1 ms for its
+forward pass; `benchmarks/conv_kernels.py --layers`). The same quantities as products with kernel windows
+(im2col) run on the matrix units: the weight gradient always, the forward pass and input gradient for inputs
+of many channels (README "Speed"). Same parameters, so checkpoints do not change; float32, CUDA and
+torch.compile keep torch's own kernels.
 """
 
 import torch

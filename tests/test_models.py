@@ -31,14 +31,17 @@ def test_dcgan_sizes_and_a_size_it_cannot_make():
 
 
 @pytest.mark.parametrize("size", [28, 32])
-def test_dcgan_first_layer_is_the_transposed_convolution_it_replaces(size):
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_dcgan_first_layer_is_the_transposed_convolution_it_replaces(size, memory_format):
     """Project computes G's first layer as a matrix product: same function and same state_dict as the
-    ConvTranspose2d of earlier versions, so their checkpoints load and sample the same images."""
+    ConvTranspose2d of earlier versions, so their checkpoints load and sample the same images; a
+    channels-last G gets a channels-last map (the next layers' windows are then plain views)."""
     G, _ = models.build(DCGAN, 10, 1, size)
-    layer, z = G.net[0], torch.randn(6, 10, 1, 1)
+    layer, z = G.net[0].to(memory_format=memory_format), torch.randn(6, 10, 1, 1)
     conv = torch.nn.ConvTranspose2d(10, layer.out_channels, layer.kernel_size, 1, 0, bias=False)
     conv.load_state_dict(layer.state_dict())  # the same keys and shapes
-    assert torch.allclose(layer(z), conv(z), atol=1e-6)
+    out = layer(z)
+    assert torch.allclose(out, conv(z), atol=1e-6) and out.is_contiguous(memory_format=memory_format)
     assert set(layer.state_dict()) == {"weight"}
 
 

@@ -26,6 +26,8 @@ def matmul_pays(x):
 def windows(x, kernel, stride, padding):
     """Every kernel window of x (B, C, H, W): (B * OH * OW, kh * kw * C), channels fastest."""
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    if (kh, kw) == tuple(x.shape[2:]) and not (ph or pw):  # one window per image, the image itself: no copy
+        return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)
     padded = F.pad(x.permute(0, 2, 3, 1), (0, 0, pw, pw, ph, ph))  # (B, H, W, C): a view if x is channels-last
     win = padded.unfold(1, kh, sh).unfold(2, kw, sw)  # (B, OH, OW, C, kh, kw)
     return win.permute(0, 1, 2, 4, 5, 3).reshape(-1, kh * kw * x.shape[1])
@@ -73,6 +75,8 @@ def conv_adjoint(g, w, size, stride, padding):
     if C < MIN_CHANNELS or kh % sh or kw % sw:
         extra = [n - ((m - 1) * s - 2 * p + k) for n, m, s, p, k in zip(size, (OH, OW), stride, padding, (kh, kw))]
         return F.conv_transpose2d(g, w, None, stride, padding, extra)
+    if (OH, OW) == (1, 1) and tuple(size) == (kh, kw) and not (ph or pw):  # one window: an outer product
+        return (g.reshape(B, O) @ _as_matrix(w)).view(B, kh, kw, C).permute(0, 3, 1, 2)
     qh, qw = kh // sh, kw // sw
     # rows: window taps (e_h, e_w, o) with d = q - 1 - e; columns: phases (a, b) and input channels c
     wm = w.view(O, C, qh, sh, qw, sw).flip(2, 4).permute(2, 4, 0, 3, 5, 1).reshape(qh * qw * O, sh * sw * C)

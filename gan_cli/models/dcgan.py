@@ -33,7 +33,11 @@ class Project(nn.ConvTranspose2d):
         super().__init__(latent_dim, width, base, 1, 0, bias=False)
 
     def forward(self, z):
-        return (z.flatten(1) @ self.weight.flatten(1)).view(len(z), self.out_channels, *self.kernel_size)
+        if self.weight.is_contiguous():
+            return (z.flatten(1) @ self.weight.flatten(1)).view(len(z), self.out_channels, *self.kernel_size)
+        # channels-last: (latent_dim, kh, kw, width) is a plain matrix, and the output comes out channels-last
+        out = z.flatten(1) @ self.weight.permute(0, 2, 3, 1).flatten(1)
+        return out.view(len(z), *self.kernel_size, self.out_channels).permute(0, 3, 1, 2)
 
 
 def _refine(width, extra):

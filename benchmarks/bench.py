@@ -1,7 +1,10 @@
 """make bench: images/s and peak memory of gan-cli's trainer against a tutorial-style loop, side by side.
 
 Each case runs in its own process (so peak memory is that case's alone), on a synthetic MNIST written in
-torchvision's raw layout: speed does not depend on what the pixels show, and nothing is downloaded.
+torchvision's raw layout: speed does not depend on what the pixels show, and nothing is downloaded. On a
+virtual machine the host may run other guests on our CPUs ("steal", /proc/stat): a run that lost more than
+--max-steal of its CPU time that way is repeated (--retries times) and the least contended run kept; the
+table shows each kept run's steal.
 
     python benchmarks/bench.py                       # the full table -> benchmarks/results.json
     python benchmarks/bench.py --cases mlp-28-64 --seconds 5
@@ -48,6 +51,14 @@ def rss_mib():
 
 def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_ticks():
+    """(steal, all) CPU ticks since boot (/proc/stat). Steal is time a virtual machine's host ran something
+    else while this machine had work: the share of it in a run says how contended the run was."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:]]
+    return ticks[7], sum(ticks)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -156,10 +167,21 @@ def run_one(args):
     size, batch = int(size), int(batch)
     fn = reference if args.impl == "reference" else ours
     extra = {"overrides": args.override} if args.impl == "gan-cli" else {}
+    steal, ticks = cpu_ticks()
     speed = fn(kind, size, batch, args.root, args.seconds, device, **extra)
+    steal, ticks = (now - before for now, before in zip(cpu_ticks(), (steal, ticks)))
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else peak_rss_mib() - base
     if int(os.environ.get("RANK", 0)) == 0:
-        print(json.dumps({"images_per_s": speed, "peak_mib": peak}))
+        print(json.dumps({"images_per_s": speed, "peak_mib": peak, "steal": steal / max(ticks, 1)}))
+
+
+def quiet_run(measure_once, max_steal, retries):
+    """measure_once(), again up to `retries` times while the host steals more than `max_steal` of the CPU
+    time (a contended run says little about either side); the least contended run."""
+    runs = [measure_once()]
+    while runs[-1]["steal"] > max_steal and len(runs) <= retries:
+        runs.append(measure_once())
+    return min(runs, key=lambda r: r["steal"])
 
 
 def measure(case, impl, root, seconds, device, overrides=(), nproc=0):
@@ -178,6 +200,9 @@ def main():
     p.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
     p.add_argument("--seconds", type=float, default=20, help="timed seconds per case and implementation")
     p.add_argument("--repeats", type=int, default=2, help="alternating runs of each; the best is kept")
+    p.add_argument("--max-steal", type=float, default=0.05,
+                   help="a run whose CPU steal (virtual machines) is above this share is repeated, --retries times")
+    p.add_argument("--retries", type=int, default=1)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", default="benchmarks/results.json")
     p.add_argument("--override", action="append", default=[], help="gan-train override for gan-cli's side")
@@ -192,18 +217,21 @@ def main():
         return scaling(args)
     rows = []
     result = {"machine": _machine(args.device), "torch": torch.__version__, "seconds": args.seconds,
-              "repeats": args.repeats, "overrides": args.override, "rows": rows}
+              "repeats": args.repeats, "max_steal": args.max_steal, "retries": args.retries,
+              "overrides": args.override, "rows": rows}
     with tempfile.TemporaryDirectory() as root:
         write_mnist(root)
         for case in args.cases.split(","):
             runs = {"reference": [], "gan-cli": []}
             for _ in range(args.repeats):  # alternate, so a slow spell of a shared machine hits both
                 for impl in runs:
-                    runs[impl].append(measure(case, impl, root, args.seconds, args.device, args.override))
+                    runs[impl].append(quiet_run(lambda: measure(case, impl, root, args.seconds, args.device, args.override),
+                                                args.max_steal, args.retries))
             ref, ours = (max(runs[i], key=lambda r: r["images_per_s"]) for i in ("reference", "gan-cli"))
             row = {"case": case, "reference_img_s": ref["images_per_s"], "gan_cli_img_s": ours["images_per_s"],
                    "speedup": ours["images_per_s"] / ref["images_per_s"], "target": TARGETS.get(case),
-                   "reference_peak_mib": ref["peak_mib"], "gan_cli_peak_mib": ours["peak_mib"]}
+                   "reference_peak_mib": ref["peak_mib"], "gan_cli_peak_mib": ours["peak_mib"],
+                   "reference_steal": ref["steal"], "gan_cli_steal": ours["steal"]}
             rows.append(row)
             print(_row(row), flush=True)
             _write(args.out, result)  # after each case: a run stopped early keeps the rows it measured
@@ -217,7 +245,8 @@ def scaling(args):
     with tempfile.TemporaryDirectory() as root:
         write_mnist(root)
         for case in args.cases.split(","):
-            speed = {n: max(measure(case, "gan-cli", root, args.seconds, args.device, args.override, nproc=n)["images_per_s"]
+            once = lambda n: measure(case, "gan-cli", root, args.seconds, args.device, args.override, nproc=n)
+            speed = {n: max(quiet_run(lambda: once(n), args.max_steal, args.retries)["images_per_s"]
                             for _ in range(args.repeats)) for n in (1, 2)}
             rows.append({"case": case, "img_s_1": speed[1], "img_s_2": speed[2], "speedup": speed[2] / speed[1],
                          "efficiency": speed[2] / (2 * speed[1])})
@@ -235,12 +264,13 @@ def _write(path, result):
 def _row(r):
     target = f"{r['target']:.1f}x" if r["target"] else "-"
     return (f"| {r['case']} | {r['reference_img_s']:.0f} | {r['gan_cli_img_s']:.0f} | {r['speedup']:.2f}x | {target} "
-            f"| {r['reference_peak_mib']:.0f} | {r['gan_cli_peak_mib']:.0f} |")
+            f"| {r['reference_peak_mib']:.0f} | {r['gan_cli_peak_mib']:.0f} "
+            f"| {r['reference_steal']:.0%} / {r['gan_cli_steal']:.0%} |")
 
 
 def _table(result):
     head = ("| case (model-size-batch) | reference img/s | gan-cli img/s | speed-up | target | reference peak MiB "
-            "| gan-cli peak MiB |\n|---|---|---|---|---|---|---|")
+            "| gan-cli peak MiB | CPU steal (reference / gan-cli) |\n|---|---|---|---|---|---|---|---|")
     return "\n".join([f"{result['machine']}, torch {result['torch']}", head, *map(_row, result["rows"])])
 
 

@@ -10,7 +10,8 @@ from gan_cli.models import conv
 
 # (in channels, out channels, size, kernel, stride, padding, transposed): DCGAN's layers and the odd ones
 CASES = [(6, 5, 8, 4, 2, 1, False), (6, 5, 9, 4, 2, 1, False), (5, 6, 4, 4, 2, 1, True), (7, 1, 7, 7, 1, 0, False),
-         (4, 4, 7, 3, 1, 1, False), (4, 3, 5, 3, 1, 1, True), (3, 4, 9, 3, 2, 1, False), (3, 2, 5, 3, 2, 1, True)]
+         (4, 4, 7, 3, 1, 1, False), (4, 3, 5, 3, 1, 1, True), (3, 4, 9, 3, 2, 1, False), (3, 2, 5, 3, 2, 1, True),
+         (1, 5, 9, 4, 2, 1, False), (5, 1, 4, 4, 2, 1, True)]  # the last two: onto one channel (F.fold)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c[:6])) + ("T" if c[6] else ""))

@@ -8,8 +8,8 @@ slow spell of a shared machine hits them all; prints the median steps/s and imag
 
 Variants: oneDNN throughout; products for weight gradients only; and products for weight gradients plus the
 forward pass and input gradient of layers whose input has at least N channels, for each N of --min-channels
-(gan-train uses 128 on CPUs with AMX, weight gradients only without). With --layers instead: each product of DCGAN D's stride-2 layers at batch 64 alone,
-both ways (best of 3 rounds of 20 calls, ms). With --accuracy: for one batch through DCGAN-32's G and D, each
+(gan-train uses 128 on CPUs with AMX, weight gradients only without). With --layers instead: each product of
+DCGAN D's stride-2 layers at batch 64 alone, both ways (best of 3 rounds of 20 calls, ms). With --accuracy: for one batch through DCGAN-32's G and D, each
 parameter's bfloat16 gradient both ways against the float32 one (relative error).
 """
 

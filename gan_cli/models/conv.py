@@ -33,10 +33,15 @@ def matmul_pays(x):
             and torch.get_autocast_dtype("cpu") == torch.bfloat16)
 
 
+def _one_window(size, kernel, padding):
+    """Whether the kernel covers the whole unpadded input (D's last layer): then a convolution is a plain product."""
+    return tuple(size) == tuple(kernel) and not any(padding)
+
+
 def windows(x, kernel, stride, padding):
     """Every kernel window of x (B, C, H, W): (B * OH * OW, kh * kw * C), channels fastest."""
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    if (kh, kw) == tuple(x.shape[2:]) and not (ph or pw):  # one window per image, the image itself: no copy
+    if _one_window(x.shape[2:], kernel, padding):  # one window per image, the image itself: no copy
         return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)
     padded = F.pad(x.permute(0, 2, 3, 1), (0, 0, pw, pw, ph, ph))  # (B, H, W, C): a view if x is channels-last
     win = padded.unfold(1, kh, sh).unfold(2, kw, sw)  # (B, OH, OW, C, kh, kw)
@@ -58,10 +63,10 @@ def _as_matrix(w):
 
 
 def conv(x, w, stride, padding):
-    """conv2d(x, w): windows(x) @ w^T where each window has many channels, oneDNN otherwise."""
+    """conv2d(x, w): windows(x) @ w^T where each window has many channels or is the whole image, oneDNN otherwise."""
     B, C, H, W = x.shape
     O, _, kh, kw = w.shape
-    if C < MIN_CHANNELS:
+    if C < MIN_CHANNELS and not _one_window((H, W), (kh, kw), padding):
         return F.conv2d(x, w, None, stride, padding)
     OH, OW = (H + 2 * padding[0] - kh) // stride[0] + 1, (W + 2 * padding[1] - kw) // stride[1] + 1
     out = torch.empty(B, O, OH, OW, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
@@ -84,6 +89,8 @@ def conv_adjoint(g, w, size, stride, padding):
     B, O, OH, OW = g.shape
     _, C, kh, kw = w.shape
     (sh, sw), (ph, pw) = stride, padding
+    if _one_window(size, (kh, kw), padding):  # one window: an outer product
+        return (g.reshape(B, O) @ _as_matrix(w)).view(B, kh, kw, C).permute(0, 3, 1, 2)
     if C * kh * kw <= FOLD_MAX_COLUMNS:  # onto one channel (an image): each pixel's kernel-sized patch, summed
         patches = torch.matmul(w.reshape(O, -1).t(), g.reshape(B, O, OH * OW)).to(_accumulator(g.dtype))
         out = F.fold(patches, tuple(size), (kh, kw), padding=padding, stride=stride)
@@ -91,8 +98,6 @@ def conv_adjoint(g, w, size, stride, padding):
     if C < MIN_CHANNELS or kh % sh or kw % sw:
         extra = [n - ((m - 1) * s - 2 * p + k) for n, m, s, p, k in zip(size, (OH, OW), stride, padding, (kh, kw))]
         return F.conv_transpose2d(g, w, None, stride, padding, extra)
-    if (OH, OW) == (1, 1) and tuple(size) == (kh, kw) and not (ph or pw):  # one window: an outer product
-        return (g.reshape(B, O) @ _as_matrix(w)).view(B, kh, kw, C).permute(0, 3, 1, 2)
     qh, qw = kh // sh, kw // sw
     # rows: window taps (e_h, e_w, o) with d = q - 1 - e; columns: phases (a, b) and input channels c
     wm = w.view(O, C, qh, sh, qw, sw).flip(2, 4).permute(2, 4, 0, 3, 5, 1).reshape(qh * qw * O, sh * sw * C)

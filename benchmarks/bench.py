@@ -76,7 +76,7 @@ def reference(kind, size, batch, root, seconds, device):
     steps = [T.Resize(size)] if size != 28 else []
     ds = MNIST(root, train=True, download=False, transform=T.Compose([*steps, T.ToTensor(), T.Normalize((0.5,), (0.5,))]))
     loader = DataLoader(ds, batch_size=batch, shuffle=True, drop_last=True, num_workers=0)
-    G, D = build(_model_cfg(kind), 100, 1, size)
+    G, D = (tutorial_modules(net) for net in build(_model_cfg(kind), 100, 1, size))
     G, D = G.to(device), nn.Sequential(D, nn.Sigmoid()).to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -103,6 +103,20 @@ def reference(kind, size, batch, root, seconds, device):
         return err_real.item() + err_fake.item(), err_g.item()  # the tutorial prints these every step
 
     return _time(step, batches(), batch, seconds, device)
+
+
+def tutorial_modules(net):
+    """net with torch's own layer classes in place of gan-cli's subclasses (same parameters, same function): a
+    tutorial has neither G's first layer as a matrix product, the convolution products nor the faster dropout."""
+    from torch import nn
+
+    from gan_cli.models import conv, dcgan, mlp
+
+    stock = {dcgan.Project: nn.ConvTranspose2d, conv.Conv2d: nn.Conv2d, conv.ConvTranspose2d: nn.ConvTranspose2d,
+             mlp.Dropout: nn.Dropout}
+    for module in net.modules():
+        module.__class__ = stock.get(type(module), type(module))
+    return net
 
 
 def _model_cfg(kind):

@@ -21,7 +21,6 @@ def test_reference_nets_have_torchs_own_layers_and_compute_the_same(kind):
     for net in (G_ref, D_ref):
         leaves = [m for m in net.modules() if not list(m.children())]
         assert leaves and all(type(m).__module__.startswith("torch.nn.modules") for m in leaves)
-    assert any(type(m) is torch.nn.ConvTranspose2d for m in G_ref.modules()) or kind == "mlp"
     z = torch.randn(4, 100)
     for a, b in ((G, G_ref), (D, D_ref)):
         a.eval(), b.eval()  # dropout off, batch norm on its running statistics: deterministic

@@ -28,10 +28,10 @@ DEFAULT = (conv.MIN_CHANNELS, conv.FOLD_MAX_COLUMNS)
 
 
 def steps(args):
-    fold = conv.FOLD_MAX_COLUMNS
+    min_channels, fold = DEFAULT
     settings = {"oneDNN": None, "weight gradients only": (2**31, fold),
                 **{f"products, inputs of {n}+ channels": (int(n), fold) for n in args.min_channels.split(",")},
-                "gan-train's default without F.fold": (DEFAULT[0], 0)}
+                "gan-train's default without F.fold": (min_channels, 0)}
 
     def before(name):  # process-wide switches, set ahead of each variant's block
         conv.matmul_pays = MATMUL_PAYS if settings[name] is not None else (lambda x: False)

@@ -120,5 +120,9 @@ def lost_peer(error):
 
 
 def close():
+    """Leave the process group and drop the reference cached here: a group that outlives destroy_process_group
+    (here, or in a DDP wrapper: train drops those) is torn down at exit, where gloo can abort the process
+    (SIGABRT, "terminate called without an active exception") after training has finished and saved."""
     if dist.is_initialized():
+        _CPU_GROUP.clear()
         dist.destroy_process_group()

@@ -169,6 +169,7 @@ def train(cfg, run_dir, overrides=()):
             raise dist.lost_peer(e) from None
         finally:
             out.close()
+            s.G_train, s.D_train = s.G, s.D  # the DDP wrappers hold the process group: let dist.close() free it
     if stopper.signum:
         print(f"gan-train: stopped by {signal.Signals(stopper.signum).name} after step {s.step}; saved "
               f"{run_dir / 'checkpoints' / checkpoint.LAST}; continue with resume={run_dir}", file=sys.stderr, flush=True)

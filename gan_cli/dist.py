@@ -5,6 +5,7 @@ and every function here is a no-op. Rank 0 decides (the run folder, whether to s
 checkpoints, samples); the others follow. batch_size is per process: the global batch is batch_size x WORLD_SIZE.
 """
 
+import atexit
 import os
 import re
 from datetime import timedelta
@@ -35,6 +36,7 @@ def init():
     if world_size() > 1 and not dist.is_initialized():
         backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend, timeout=TIMEOUT)
+        atexit.register(close)  # whoever called init (gan-train, a script calling train()) leaves before exit
 
 
 def device(requested):
@@ -120,9 +122,10 @@ def lost_peer(error):
 
 
 def close():
-    """Leave the process group and drop the reference cached here: a group that outlives destroy_process_group
-    (here, or in a DDP wrapper: train drops those) is torn down at exit, where gloo can abort the process
-    (SIGABRT, "terminate called without an active exception") after training has finished and saved."""
+    """Leave the process group and drop the reference cached here, while the interpreter is whole: a group that
+    outlives destroy_process_group (here, or in a DDP wrapper: train drops those) is torn down during shutdown,
+    where gloo can abort the process (SIGABRT, "terminate called without an active exception") after training
+    has finished and saved. Runs at exit by itself (init registers it); gan-train calls it sooner."""
     if dist.is_initialized():
         _CPU_GROUP.clear()
         dist.destroy_process_group()

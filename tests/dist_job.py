@@ -9,15 +9,11 @@ import sys
 import torch
 from hydra import compose, initialize_config_module
 
-from gan_cli import dist
 from gan_cli.train import train
 
 if __name__ == "__main__":
     run_dir, out, *overrides = sys.argv[1:]
-    try:
-        with initialize_config_module("gan_cli.configs", version_base="1.3"):
-            s = train(compose("train", overrides=overrides), run_dir, overrides)
-        torch.save({"G": s.G.state_dict(), "D": s.D.state_dict(), "step": s.step},
-                   os.path.join(out, f"rank{os.environ.get('RANK', 0)}.pt"))
-    finally:  # as gan-train does: a process that exits with gloo's group still open can abort (SIGABRT)
-        dist.close()
+    with initialize_config_module("gan_cli.configs", version_base="1.3"):
+        s = train(compose("train", overrides=overrides), run_dir, overrides)
+    torch.save({"G": s.G.state_dict(), "D": s.D.state_dict(), "step": s.step},
+               os.path.join(out, f"rank{os.environ.get('RANK', 0)}.pt"))

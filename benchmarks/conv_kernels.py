@@ -8,8 +8,9 @@ slow spell of a shared machine hits them all; prints the median steps/s and imag
 
 Variants: oneDNN throughout; products for weight gradients only; products for weight gradients plus the
 forward pass and input gradient of layers whose input has at least N channels, for each N of --min-channels
-(gan-train uses 128 on CPUs with AMX, weight gradients only without); and gan-train's default with oneDNN's
-kernel instead of F.fold for transposed convolutions onto one channel. With --layers instead: each product of
+(gan-train uses 128 on CPUs with AMX, weight gradients only without); gan-train's default with oneDNN's
+kernel instead of F.fold for transposed convolutions onto one channel; and gan-train's default with each weight
+gradient's sum as one product instead of a batched product of conv.SPLIT parts. With --layers instead: each product of
 DCGAN D's stride-2 layers at batch 64 alone, both ways (best of 3 rounds of 20 calls, ms). With --accuracy:
 for one batch through DCGAN-32's G and D, each parameter's bfloat16 gradient both ways against the float32
 one (relative error).
@@ -24,18 +25,19 @@ from step_speed import report, state
 from gan_cli.models import conv
 
 MATMUL_PAYS = conv.matmul_pays
-DEFAULT = (conv.MIN_CHANNELS, conv.FOLD_MAX_COLUMNS)
+DEFAULT = (conv.MIN_CHANNELS, conv.FOLD_MAX_COLUMNS, conv.SPLIT)
 
 
 def steps(args):
-    min_channels, fold = DEFAULT
-    settings = {"oneDNN": None, "weight gradients only": (2**31, fold),
-                **{f"products, inputs of {n}+ channels": (int(n), fold) for n in args.min_channels.split(",")},
-                "gan-train's default without F.fold": (min_channels, 0)}
+    min_channels, fold, split = DEFAULT
+    settings = {"oneDNN": None, "weight gradients only": (2**31, fold, split),
+                **{f"products, inputs of {n}+ channels": (int(n), fold, split) for n in args.min_channels.split(",")},
+                "gan-train's default without F.fold": (min_channels, 0, split),
+                "gan-train's default, weight gradients in one product": (min_channels, fold, 1)}
 
     def before(name):  # process-wide switches, set ahead of each variant's block
         conv.matmul_pays = MATMUL_PAYS if settings[name] is not None else (lambda x: False)
-        conv.MIN_CHANNELS, conv.FOLD_MAX_COLUMNS = settings[name] or DEFAULT
+        conv.MIN_CHANNELS, conv.FOLD_MAX_COLUMNS, conv.SPLIT = settings[name] or DEFAULT
 
     print(f"overrides: {args.overrides}")
     report({name: state(args.overrides) for name in settings}, args.rounds, before)

@@ -16,11 +16,14 @@ CASES = [(6, 5, 8, 4, 2, 1, False), (6, 5, 9, 4, 2, 1, False), (5, 6, 4, 4, 2, 1
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c[:6])) + ("T" if c[6] else ""))
 @pytest.mark.parametrize("min_channels", [1, 10**6], ids=["matmul", "onednn"])
-def test_output_and_both_gradients_equal_torchs(monkeypatch, case, min_channels):
-    """In float64, so any wrong index shows; tiny chunks, so the chunked sums are exercised too."""
+@pytest.mark.parametrize("split", [2, 3])
+def test_output_and_both_gradients_equal_torchs(monkeypatch, case, min_channels, split):
+    """In float64, so any wrong index shows; tiny chunks, so the chunked sums are exercised too, and weight
+    gradients split in parts where a chunk's rows divide evenly and in one product where not."""
     c_in, c_out, size, k, s, p, transposed = case
     monkeypatch.setattr(conv, "MIN_CHANNELS", min_channels)
     monkeypatch.setattr(conv, "CHUNK", 64)
+    monkeypatch.setattr(conv, "SPLIT", split)
     torch.manual_seed(0)
     x = torch.randn(5, c_in, size, size, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
     w = torch.randn(*((c_in, c_out) if transposed else (c_out, c_in)), k, k, dtype=torch.float64)

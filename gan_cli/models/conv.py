@@ -24,6 +24,7 @@ CHUNK = 2**22  # window elements per product: bounds the memory these buffers ta
 # (Intel Xeon) oneDNN is as fast or faster below 128 channels; with AVX512-BF16 alone (AMD EPYC) at every width.
 MIN_CHANNELS = 128 if _has_amx() else 2**31
 FOLD_MAX_COLUMNS = 16  # kernel values per input pixel (C * kh * kw) up to which the adjoint scatters patches
+SPLIT = 2  # parts of each weight-gradient sum, one batched product
 
 
 def matmul_pays(x):
@@ -113,14 +114,20 @@ def conv_adjoint(g, w, size, stride, padding):
 
 
 def weight_grad(x, g, kernel, stride, padding):
-    """d<g, conv2d(x, w)>/dw, shape (O, C, kh, kw), in float32: a sum over batch chunks of g^T @ windows(x)."""
+    """d<g, conv2d(x, w)>/dw, shape (O, C, kh, kw), in float32: a sum over batch chunks of g^T @ windows(x).
+
+    Each chunk's sum is one batched product of SPLIT parts of its rows, added in float32: on the EPYC's two
+    threads DCGAN-32's steps ran as fast or up to 4% faster than with one product per chunk (README "Speed")."""
     B, C = x.shape[:2]
+    O = g.shape[1]
     total = None
     for part in _by_chunks(B, g.shape[2] * g.shape[3] * kernel[0] * kernel[1] * C):
-        rows = g[part].permute(0, 2, 3, 1).reshape(-1, g.shape[1])
-        product = (rows.t() @ windows(x[part], kernel, stride, padding)).to(_accumulator(x.dtype))
+        rows, win = g[part].permute(0, 2, 3, 1).reshape(-1, O), windows(x[part], kernel, stride, padding)
+        n = SPLIT if len(rows) % SPLIT == 0 else 1
+        product = torch.bmm(rows.view(n, -1, O).transpose(1, 2), win.view(n, -1, win.shape[1]))
+        product = product.sum(0, dtype=_accumulator(x.dtype))
         total = product if total is None else total.add_(product)
-    return total.view(g.shape[1], *kernel, C).permute(0, 3, 1, 2)
+    return total.view(O, *kernel, C).permute(0, 3, 1, 2)
 
 
 class _Convolution(torch.autograd.Function):

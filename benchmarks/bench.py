@@ -13,6 +13,7 @@ table shows each kept run's steal.
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
@@ -125,15 +126,23 @@ def _model_cfg(kind):
     return {"name": "dcgan", "g_features": 64, "d_features": 64}
 
 
-def _time(step, batches, batch, seconds, device, warmup=5):
-    """images/s over `seconds` of steps after `warmup` steps."""
+def _time(step, batches, batch, seconds, device, warmup=5, probe=5):
+    """images/s over about `seconds` of steps, after `warmup` steps. How many steps is counted from the speed of
+    `probe` steps, and under torchrun every rank takes the largest rank's count: DDP pairs the ranks'
+    collectives step by step, so a rank that stopped one step early would leave the others waiting on it."""
+    from gan_cli import dist
+
     for _ in range(warmup):
         step(next(batches))
     sync(device)
-    n, tic = 0, time.perf_counter()
-    while time.perf_counter() - tic < seconds or n < 5:
+    tic = time.perf_counter()
+    for _ in range(probe):
         step(next(batches))
-        n += 1
+    sync(device)
+    n = dist.max_over_ranks(max(probe, math.ceil(seconds * probe / (time.perf_counter() - tic))))
+    tic = time.perf_counter()
+    for _ in range(n):
+        step(next(batches))
     sync(device)
     return n * batch / (time.perf_counter() - tic)
 

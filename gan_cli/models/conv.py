@@ -117,7 +117,7 @@ def weight_grad(x, g, kernel, stride, padding):
     """d<g, conv2d(x, w)>/dw, shape (O, C, kh, kw), in float32: a sum over batch chunks of g^T @ windows(x).
 
     Each chunk's sum is one batched product of SPLIT parts of its rows, added in float32: on the EPYC's two
-    threads DCGAN-32's steps ran as fast or up to 4% faster than with one product per chunk (README "Speed")."""
+    threads DCGAN-32's steps ran as fast or up to 5% faster than with one product per chunk (README "Speed")."""
     B, C = x.shape[:2]
     O = g.shape[1]
     total = None

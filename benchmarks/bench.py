@@ -132,19 +132,16 @@ def _time(step, batches, batch, seconds, device, warmup=5, probe=5):
     collectives step by step, so a rank that stopped one step early would leave the others waiting on it."""
     from gan_cli import dist
 
-    for _ in range(warmup):
-        step(next(batches))
-    sync(device)
-    tic = time.perf_counter()
-    for _ in range(probe):
-        step(next(batches))
-    sync(device)
-    n = dist.max_over_ranks(max(probe, math.ceil(seconds * probe / (time.perf_counter() - tic))))
-    tic = time.perf_counter()
-    for _ in range(n):
-        step(next(batches))
-    sync(device)
-    return n * batch / (time.perf_counter() - tic)
+    def run(k):  # seconds that k steps take
+        tic = time.perf_counter()
+        for _ in range(k):
+            step(next(batches))
+        sync(device)
+        return time.perf_counter() - tic
+
+    run(warmup)
+    n = dist.max_over_ranks(max(probe, math.ceil(seconds * probe / run(probe))))
+    return n * batch / run(n)
 
 
 def sync(device):

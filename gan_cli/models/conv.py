@@ -117,16 +117,17 @@ def weight_grad(x, g, kernel, stride, padding):
     """d<g, conv2d(x, w)>/dw, shape (O, C, kh, kw), in float32: a sum over batch chunks of g^T @ windows(x).
 
     Each chunk's sum is one batched product of SPLIT parts of its rows, added in float32: on the EPYC's two
-    threads DCGAN-32's steps ran as fast or up to 5% faster than with one product per chunk (README "Speed")."""
+    threads DCGAN-32's steps ran as fast or up to 5% faster than with one product per chunk (README "Speed").
+    The parts are added one by one into a float32 copy of the first: `sum(0, dtype=float32)` first casts every
+    part to float32 (0.29 against 0.06 ms for D's 128->256 layer)."""
     B, C = x.shape[:2]
     O = g.shape[1]
     total = None
     for part in _by_chunks(B, g.shape[2] * g.shape[3] * kernel[0] * kernel[1] * C):
         rows, win = g[part].permute(0, 2, 3, 1).reshape(-1, O), windows(x[part], kernel, stride, padding)
         n = SPLIT if len(rows) % SPLIT == 0 else 1
-        product = torch.bmm(rows.view(n, -1, O).transpose(1, 2), win.view(n, -1, win.shape[1]))
-        product = product.sum(0, dtype=_accumulator(x.dtype))
-        total = product if total is None else total.add_(product)
+        for product in torch.bmm(rows.view(n, -1, O).transpose(1, 2), win.view(n, -1, win.shape[1])):
+            total = product.to(_accumulator(x.dtype)) if total is None else total.add_(product)
     return total.view(O, *kernel, C).permute(0, 3, 1, 2)
 
 

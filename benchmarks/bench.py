@@ -77,7 +77,7 @@ def reference(kind, size, batch, root, seconds, device):
     steps = [T.Resize(size)] if size != 28 else []
     ds = MNIST(root, train=True, download=False, transform=T.Compose([*steps, T.ToTensor(), T.Normalize((0.5,), (0.5,))]))
     loader = DataLoader(ds, batch_size=batch, shuffle=True, drop_last=True, num_workers=0)
-    G, D = (tutorial_modules(net) for net in build(_model_cfg(kind), 100, 1, size))
+    G, D = build(_model_cfg(kind), 100, (1, size, size))
     G, D = G.to(device), nn.Sequential(D, nn.Sigmoid()).to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -106,24 +106,10 @@ def reference(kind, size, batch, root, seconds, device):
     return _time(step, batches(), batch, seconds, device)
 
 
-def tutorial_modules(net):
-    """net with torch's own layer classes in place of gan-cli's subclasses (same parameters, same function): a
-    tutorial has neither G's first layer as a matrix product, the convolution products nor the faster dropout."""
-    from torch import nn
-
-    from gan_cli.models import conv, dcgan, mlp
-
-    stock = {dcgan.Project: nn.ConvTranspose2d, conv.Conv2d: nn.Conv2d, conv.ConvTranspose2d: nn.ConvTranspose2d,
-             mlp.Dropout: nn.Dropout}
-    for module in net.modules():
-        module.__class__ = stock.get(type(module), type(module))
-    return net
-
-
 def _model_cfg(kind):
     if kind == "mlp":
         return {"name": "mlp", "g_hidden": [256, 512, 1024], "d_hidden": [1024, 512, 256], "dropout": 0.3}
-    return {"name": "dcgan", "g_features": 64, "d_features": 64}
+    return {"name": "dcgan", "g_features": 64, "d_features": 64, "d_norm": "batch", "g_extra": 0, "d_extra": 0}
 
 
 def _time(step, batches, batch, seconds, device, warmup=5, probe=5):
@@ -163,11 +149,11 @@ def ours(kind, size, batch, root, seconds, device, overrides=()):
                                           f"data.image_size={size}", f"batch_size={batch}", f"device={device}",
                                           "trainer.log_every=50", *overrides])
     dist.init()
-    s, data_src, loss = train.build(cfg, dist.device(device))
+    s, data_src, loss = train.build(cfg)
     stats = []
 
     def step(_):
-        stats.append(loop._iteration(s, loss, data_src, cfg, device))
+        stats.append(loop.train_step(s, loss, data_src, cfg, device))
         if len(stats) == cfg.trainer.log_every:  # the trainer reads its accumulated scalars once per window
             torch.stack(stats).sum(0).tolist()
             stats.clear()

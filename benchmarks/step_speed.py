@@ -24,7 +24,7 @@ def state(overrides, device="cpu"):
     """(cfg, TrainState, batch source, loss) as gan-train builds them on `device`."""
     with initialize_config_module("gan_cli.configs", version_base="1.3"):
         cfg = compose("train", overrides=[f"device={device}", *overrides])
-    return (cfg, *train.build(cfg, torch.device(device)))
+    return (cfg, *train.build(cfg))
 
 
 def alternate(variants, rounds, steps=10, before=lambda name: None):
@@ -34,14 +34,14 @@ def alternate(variants, rounds, steps=10, before=lambda name: None):
     for name, (cfg, s, data, loss) in variants.items():
         before(name)
         for _ in range(5):
-            loop._iteration(s, loss, data, cfg, s.speed.device)
+            loop.train_step(s, loss, data, cfg, s.speed.device)
     for _ in range(rounds):
         for name, (cfg, s, data, loss) in variants.items():
             before(name)
             sync(s.speed.device)
             tic = time.perf_counter()
             for _ in range(steps):
-                loop._iteration(s, loss, data, cfg, s.speed.device)
+                loop.train_step(s, loss, data, cfg, s.speed.device)
             sync(s.speed.device)
             rates[name].append(steps / (time.perf_counter() - tic))
     return rates

@@ -3,16 +3,41 @@
 from pathlib import Path
 
 import torch
-from torch.utils.tensorboard import SummaryWriter
 
 
-def to_unit(images):
-    """[-1, 1] -> [0, 1] for viewing."""
+def signed_to_unit(images):
+    """[-1, 1] (G's range) -> [0, 1] (an image file's), for viewing."""
     return images.detach().float().cpu().add(1).div(2).clamp(0, 1)
+
+
+def scatter_figure(fake, real, title):
+    """2-D samples (orange) over the real data (blue)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=80)
+    for points, colour, label in ((real, "tab:blue", "real"), (fake, "tab:orange", "G(z)")):
+        p = points.detach().float().cpu().view(-1, 2)
+        ax.scatter(p[:, 0], p[:, 1], s=2, alpha=0.5, c=colour, label=label)
+    ax.set(xlim=(-1, 1), ylim=(-1, 1), aspect="equal", title=title)
+    ax.legend(loc="upper right", markerscale=4, fontsize=7)
+    return fig
+
+
+def scatter_png(path, fake, real, title):
+    import matplotlib.pyplot as plt
+
+    fig = scatter_figure(fake, real, title)
+    fig.savefig(path)
+    plt.close(fig)
 
 
 class Board:
     def __init__(self, run_dir, purge_step=None):
+        from torch.utils.tensorboard import SummaryWriter  # tensorboard takes a second to import: only when writing
+
         self.run_dir = Path(run_dir)
         # purge_step drops events a killed run logged after its last checkpoint: no duplicated steps on resume.
         self.writer = SummaryWriter(log_dir=str(self.run_dir / "tb"), purge_step=purge_step)
@@ -24,25 +49,15 @@ class Board:
     def grid(self, tag, images, step, png_name=None):
         from torchvision.utils import make_grid, save_image  # torchvision takes seconds to import: only when used
 
-        grid = make_grid(to_unit(images), nrow=8, padding=2)
+        grid = make_grid(signed_to_unit(images), nrow=8, padding=2)
         self.writer.add_image(tag, grid, step)
         if png_name:
             (self.run_dir / "samples").mkdir(exist_ok=True)
             save_image(grid, self.run_dir / "samples" / png_name)
 
     def scatter(self, tag, fake, real, step, png_name=None):
-        """2-D samples (orange) over the real data (blue), as a TensorBoard image and a PNG."""
-        import matplotlib
-
-        matplotlib.use("Agg")  # no display needed
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(4, 4), dpi=80)
-        for points, colour, label in ((real, "tab:blue", "real"), (fake, "tab:orange", "G(z)")):
-            p = points.detach().float().cpu().view(-1, 2)
-            ax.scatter(p[:, 0], p[:, 1], s=2, alpha=0.5, c=colour, label=label)
-        ax.set(xlim=(-1, 1), ylim=(-1, 1), aspect="equal", title=f"step {step}")
-        ax.legend(loc="upper right", markerscale=4, fontsize=7)
+        """2-D samples over the real data, as a TensorBoard image and a PNG."""
+        fig = scatter_figure(fake, real, f"step {step}")
         if png_name:
             (self.run_dir / "samples").mkdir(exist_ok=True)
             fig.savefig(self.run_dir / "samples" / png_name)

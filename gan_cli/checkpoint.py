@@ -83,12 +83,6 @@ def resolve(path):
     return path
 
 
-def run_folder(ckpt_path):
-    """The run folder a checkpoint file belongs to."""
-    ckpt_path = Path(ckpt_path)
-    return ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
-
-
 def load(path):
     """Load and verify a checkpoint onto the CPU, wherever it was saved. Never unpickles code."""
     path = resolve(path)

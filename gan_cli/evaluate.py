@@ -1,19 +1,15 @@
 """gan-eval, and the Evaluator that gan-train's trainer.eval_every uses: G's samples against the test split."""
 
 import json
-import logging
 import os
 from pathlib import Path
 
-import hydra
 import torch
 
-from gan_cli import classifier, data, inception, metrics, schema
+from gan_cli import classifier, cli, data, inception, metrics, schema, toy
 from gan_cli.board import generate
-from gan_cli.errors import EnvironmentProblem, exit_2_on_hydra_errors, report_errors
+from gan_cli.errors import EnvironmentProblem
 from gan_cli.sample import load_generator
-
-log = logging.getLogger("gan-eval")
 
 
 class Evaluator:
@@ -22,7 +18,7 @@ class Evaluator:
     def __init__(self, cfg_data, dev, n=10_000, seed=0, cache_dir=None, inception_net=None):
         self.net, self.accuracy = classifier.load_or_train(cfg_data, dev, cache_dir or classifier.default_cache_dir())
         real, _ = data.load_labeled(cfg_data, train=False)
-        self.real = data.to_unit_range(real)
+        self.real = data.uint8_to_signed(real)
         self.real_feats, self.real_logits = self.net.embed(self.real)
         self.n, self.seed, self.device, self.inception = n, seed, dev, inception_net
 
@@ -51,9 +47,12 @@ class Evaluator:
         return result
 
     def _inception(self, fake):
+        from torchmetrics.image.fid import FrechetInceptionDistance
+        from torchmetrics.image.kid import KernelInceptionDistance
+
         net = self.inception.to(self.device)
-        fid = metrics.FrechetInceptionDistance(feature=net).to(self.device)
-        kid = metrics.KernelInceptionDistance(feature=net, subsets=50,
+        fid = FrechetInceptionDistance(feature=net).to(self.device)
+        kid = KernelInceptionDistance(feature=net, subsets=50,
                                               subset_size=min(1000, len(self.real), len(fake))).to(self.device)
         for images, real in ((self.real, True), (fake, False)):
             for chunk in images.split(200):
@@ -66,23 +65,9 @@ class Evaluator:
         return {"fid_inception": fid.compute().item(), "kid_inception": kid_mean.item(), "kid_inception_std": kid_std.item()}
 
 
-class PointsEvaluator:
-    """Mode coverage and sample quality on the 2-D toy data, where the true modes are known."""
-
-    def __init__(self, cfg_data, dev, n=10_000, seed=0):
-        self.centres, self.std = data.modes(cfg_data)
-        self.n, self.seed, self.device = n, seed, dev
-
-    @torch.no_grad()
-    def __call__(self, G, latent_dim):
-        z = torch.randn(self.n, latent_dim, generator=torch.Generator().manual_seed(self.seed))
-        points = generate(G, z.to(self.device)).view(self.n, 2).cpu()
-        return metrics.mode_metrics(points, self.centres, self.std)
-
-
 def make_evaluator(cfg_data, dev, n, seed, cache_dir=None, inception_net=None):
-    if data.is_points(cfg_data):
-        return PointsEvaluator(cfg_data, dev, n, seed)
+    if toy.is_toy(cfg_data):
+        return toy.PointsEvaluator(cfg_data.name, dev, n, seed)
     return Evaluator(cfg_data, dev, n, seed, cache_dir, inception_net)
 
 
@@ -124,16 +109,7 @@ def evaluate(cfg):
     return result
 
 
-schema.register()
-
-
-@hydra.main(version_base="1.3", config_path="pkg://gan_cli.configs", config_name="eval")
-@report_errors("gan-eval")
-def _main(cfg):
-    evaluate(cfg)
-
-
-main = exit_2_on_hydra_errors(_main)
+main = cli.command("gan-eval", "eval", evaluate)
 
 if __name__ == "__main__":
     main()

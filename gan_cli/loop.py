@@ -15,7 +15,7 @@ from gan_cli import dist
 from gan_cli.errors import NonFiniteError
 from gan_cli.speed import Speed, has_batch_norm
 
-log = logging.getLogger("gan-train")
+log = logging.getLogger(__name__)
 
 # Stats accumulated on the device each step and read back only every log_every steps.
 STATS = ("Loss/D", "Loss/G", "D/real", "D/fake", "Grad/G_norm")
@@ -143,7 +143,7 @@ def g_step(s, loss, z):
     return loss_g.detach(), grad_norm
 
 
-def _iteration(s, loss, data, cfg, device):
+def train_step(s, loss, data, cfg, device):
     """k D steps, each on a fresh real batch and fresh noise, then one G step on fresh noise."""
     m, shard = cfg.batch_size, (s.rank, s.world)
     for _ in range(cfg.trainer.d_steps):
@@ -192,7 +192,7 @@ def fit(s, loss, data, cfg, out):
         # Skipping a step must also undo what its forward passes did to batch-norm statistics.
         buffers = [b.clone() for b in _buffers(s)] if t.max_nonfinite_skips else None
         try:
-            s.stats_sum += _iteration(s, loss, data, cfg, device)
+            s.stats_sum += train_step(s, loss, data, cfg, device)
             s.stats_count += 1
         except NonFiniteStep as e:
             _skip_or_stop(s, step, e, t.max_nonfinite_skips)

@@ -9,10 +9,6 @@ import warnings
 
 import torch
 from torch import nn
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.inception import InceptionScore
-from torchmetrics.image.kid import KernelInceptionDistance
-
 
 # torchmetrics warns that KID and IS keep all features in memory: by design here (10,000 x 128 floats).
 warnings.filterwarnings("ignore", message=".*will save all extracted features in buffer.*")
@@ -31,6 +27,8 @@ class _Given(nn.Module):
 
 def frechet_distance(real, fake):
     """||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^1/2), in float64."""
+    from torchmetrics.image.fid import FrechetInceptionDistance  # seconds to import: only when scoring
+
     fid = FrechetInceptionDistance(feature=_Given(real.shape[1]))
     fid.update(real, real=True)
     fid.update(fake, real=False)
@@ -39,6 +37,8 @@ def frechet_distance(real, fake):
 
 def kernel_distance(real, fake, subsets=50, subset_size=1000):
     """Unbiased MMD^2 with the cubic polynomial kernel (Binkowski et al. 2018): (mean, std) over subsets."""
+    from torchmetrics.image.kid import KernelInceptionDistance
+
     size = min(subset_size, len(real), len(fake))
     kid = KernelInceptionDistance(feature=_Given(real.shape[1]), subsets=subsets, subset_size=size)
     kid.update(real, real=True)
@@ -49,6 +49,8 @@ def kernel_distance(real, fake, subsets=50, subset_size=1000):
 
 def inception_score(logits, splits=10):
     """exp E_x KL(p(y|x) || p(y)) with p from the classifier's logits: (mean, std) over splits."""
+    from torchmetrics.image.inception import InceptionScore
+
     score = InceptionScore(feature=_Given(logits.shape[1]), splits=splits)
     score.update(logits)
     mean, std = score.compute()

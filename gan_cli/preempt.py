@@ -1,13 +1,6 @@
 """Graceful stops: SIGTERM or SIGINT lets the current step finish, then the run saves and exits."""
 
-import os
 import signal
-import sys
-from pathlib import Path
-
-from hydra.experimental.callback import Callback
-
-from gan_cli.errors import EXIT_ENVIRONMENT
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -45,25 +38,3 @@ class StopOnSignal:
     @property
     def exit_code(self):
         return 128 + self.signum
-
-
-class CheckRunDir(Callback):
-    """Before Hydra creates the run folder: one clear line (exit 4) if it cannot be written."""
-
-    def on_run_start(self, config, **kwargs):
-        _check_writable(Path(config.hydra.run.dir), "hydra.run.dir")
-
-    def on_multirun_start(self, config, **kwargs):
-        _check_writable(Path(config.hydra.sweep.dir), "hydra.sweep.dir")
-
-
-def _check_writable(folder, key):
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".gan-cli-write-test-{os.getpid()}"  # per process: torchrun ranks probe at once
-        probe.touch()
-        probe.unlink()
-    except OSError as e:
-        print(f"gan-train: error: cannot write the run folder {folder} ({e.strerror or e}); "
-              f"choose another {key}=", flush=True, file=sys.stderr)
-        raise SystemExit(EXIT_ENVIRONMENT) from None

@@ -49,7 +49,7 @@ class Speed:
 def bf16_fast(device):
     """Whether bfloat16 autocast makes this trainer's steps faster here: on a CPU with bfloat16 matrix units
     (AMX/AVX512-BF16). Not on CUDA: there these small nets wait on kernel launches, not arithmetic, and
-    autocast's casts add launches (H200: 115 vs 133 steps/s for DCGAN 28x28 at batch 64, README "Speed")."""
+    autocast's casts add launches (H200: 115 vs 133 steps/s for DCGAN 28x28 at batch 64, docs/performance.md)."""
     if device.type != "cpu":
         return False
     return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from gan_cli import checkpoint
+from gan_cli import checkpoint, run_folder
 from gan_cli.errors import CheckpointError
 
 
@@ -22,7 +22,7 @@ def test_a_run_folder_resolves_to_its_last_checkpoint(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     checkpoint.save(tmp_path / "checkpoints" / "last.pt", payload())
     assert checkpoint.load(tmp_path)["path"] == str(tmp_path / "checkpoints" / "last.pt")
-    assert checkpoint.run_folder(tmp_path / "checkpoints" / "last.pt") == tmp_path
+    assert run_folder.containing_run(tmp_path / "checkpoints" / "last.pt") == tmp_path
 
 
 def test_a_flipped_byte_in_the_weights_is_caught_by_the_checksum(tmp_path):

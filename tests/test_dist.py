@@ -92,10 +92,10 @@ def test_sigterm_to_the_torchrun_group_saves_once_in_one_folder_and_exits(mnist_
 @pytest.mark.slow  # about 15-25 s: it launches its own processes; run by make test-all
 def test_a_rank_that_dies_makes_the_others_exit_with_a_clear_message(mnist_root, tmp_path):
     dying = tmp_path / "dying_rank.py"
-    dying.write_text("import os, sys\nfrom gan_cli import loop\nreal, calls = loop._iteration, []\n"
+    dying.write_text("import os, sys\nfrom gan_cli import loop\nreal, calls = loop.train_step, []\n"
                      "def iteration(*args):\n    calls.append(1)\n"
                      "    if os.environ['RANK'] == '1' and len(calls) == 5:\n        os._exit(3)\n"
-                     "    return real(*args)\nloop._iteration = iteration\n"
+                     "    return real(*args)\nloop.train_step = iteration\n"
                      "from gan_cli.train import main\nsys.argv[0] = 'gan-train'\nmain()\n")
     proc = torchrun(2, dying, *tiny_overrides(mnist_root, "mlp"), "trainer.steps=100000", f"hydra.run.dir={tmp_path / 'run'}",
                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
@@ -123,22 +123,23 @@ def test_close_leaves_no_reference_to_the_group():
 
 def test_rank_0_dying_before_the_run_folder_is_shared_is_one_line_and_exit_4(monkeypatch, capsys):
     """The run folder is agreed inside Hydra's set-up (a config resolver), before report_errors is in place."""
-    from gan_cli import train as train_module
+    from gan_cli import run_folder
 
     def fails_with(message):
         def from_main(value):
             raise RuntimeError(message)
         return from_main
 
+    monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setattr(dist, "from_main", fails_with("[gloo/transport/tcp/pair.cc:534] Connection closed by peer"))
     with pytest.raises(SystemExit) as exit_info:
-        train_module._run_dir_for(None, "outputs/x")
+        run_folder.run_dir_for(None, "outputs/x")
     assert exit_info.value.code == 4
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("gan-train: error: rank 0: lost contact with the other ranks"), err
     monkeypatch.setattr(dist, "from_main", fails_with("a bug"))
     with pytest.raises(RuntimeError, match="a bug"):  # anything else is not dressed up as a lost rank
-        train_module._run_dir_for(None, "outputs/x")
+        run_folder.run_dir_for(None, "outputs/x")
 
 
 @pytest.mark.slow  # about 15-25 s: it launches its own processes; run by make test-all

@@ -8,7 +8,7 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import run_cli, tiny_overrides
-from gan_cli import classifier, data, evaluate, inception, metrics
+from gan_cli import classifier, data, evaluate, inception, metrics, toy
 from gan_cli.errors import EnvironmentProblem
 from gan_cli.train import train
 
@@ -48,7 +48,7 @@ def test_real_test_images_score_better_than_noise_and_than_mode_collapse(mnist_r
     cfg_data = OmegaConf.create({"name": "mnist", "root": str(mnist_root), "path": None, "image_size": 28,
                                  "channels": 1, "download": False, "workers": 0})
     ev = evaluate.Evaluator(cfg_data, torch.device("cpu"), n=32, cache_dir=cache)
-    real = data.to_unit_range(data.load_labeled(cfg_data, train=False)[0])
+    real = data.uint8_to_signed(data.load_labeled(cfg_data, train=False)[0])
 
     class Fixed(torch.nn.Module):  # a "generator" that returns given images whatever z is
         def __init__(self, images):
@@ -94,7 +94,7 @@ def test_toy_ring8_trains_and_scores_modes(make_cfg, tmp_path):
 
 
 def test_mode_metrics_on_known_samples():
-    centres, std = data.modes(OmegaConf.create({"name": "ring8"}))
+    centres, std = toy.modes("ring8")
     perfect = centres.repeat(100, 1)
     assert metrics.mode_metrics(perfect, centres, std) == {"modes_covered": 8, "high_quality": 1.0,
                                                            "kl_to_uniform": pytest.approx(0.0, abs=1e-12)}
@@ -106,7 +106,7 @@ def test_mode_metrics_on_known_samples():
 
 
 def test_grid25_has_25_modes_in_range():
-    centres, std = data.modes(OmegaConf.create({"name": "grid25"}))
+    centres, std = toy.modes("grid25")
     assert centres.shape == (25, 2) and centres.abs().max() <= 0.8 and std == pytest.approx(0.01)
 
 

@@ -12,7 +12,7 @@ MLP = {"name": "mlp", "g_hidden": [16], "d_hidden": [16], "dropout": 0.0}
 
 def state():
     torch.manual_seed(0)
-    G, D = models.build(MLP, 4, 1, 8)
+    G, D = models.build(MLP, 4, (1, 8, 8))
     return TrainState(G, D, torch.optim.Adam(G.parameters(), 1e-2), torch.optim.Adam(D.parameters(), 1e-2))
 
 

@@ -164,7 +164,7 @@ def test_a_signal_finishes_the_step_saves_and_exits(make_cfg, mnist_root, tmp_pa
 
 
 def test_resume_auto_skips_a_corrupt_newest_checkpoint_with_a_warning(make_cfg, mnist_root, tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="gan-train")
+    caplog.set_level(logging.INFO, logger="gan_cli")
     train(make_cfg(), tmp_path, tiny_overrides(mnist_root))
     for name in ("last.pt", "step_0000004.pt"):
         (tmp_path / "checkpoints" / name).write_bytes(b"garbage")

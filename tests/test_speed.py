@@ -57,9 +57,9 @@ def test_bad_speed_settings_are_one_clear_error_before_any_work(make_cfg, overri
 def test_d_sees_real_and_fake_in_one_pass_only_without_batch_norm():
     """One pass over cat(real, fake) is the same function as two when D has no batch norm."""
     torch.manual_seed(0)
-    G, D = models.build(MLP, 4, 1, 8)
+    G, D = models.build(MLP, 4, (1, 8, 8))
     joint = TrainState(G, D, torch.optim.SGD(G.parameters(), 0.1), torch.optim.SGD(D.parameters(), 0.1))
-    G2, D2 = models.build(MLP, 4, 1, 8)
+    G2, D2 = models.build(MLP, 4, (1, 8, 8))
     G2.load_state_dict(G.state_dict()), D2.load_state_dict(D.state_dict())
     apart = TrainState(G2, D2, torch.optim.SGD(G2.parameters(), 0.1), torch.optim.SGD(D2.parameters(), 0.1))
     apart.joint_d = False
@@ -69,7 +69,7 @@ def test_d_sees_real_and_fake_in_one_pass_only_without_batch_norm():
         assert torch.allclose(a, b, atol=1e-6)
     for p, q in zip(D.parameters(), D2.parameters()):
         assert torch.allclose(p, q, atol=1e-6)
-    dc_G, dc_D = models.build({"name": "dcgan", "g_features": 8, "d_features": 8}, 4, 1, 16)
+    dc_G, dc_D = models.build({"name": "dcgan", "g_features": 8, "d_features": 8}, 4, (1, 16, 16))
     assert not TrainState(dc_G, dc_D, torch.optim.SGD(dc_G.parameters(), 0.1), torch.optim.SGD(dc_D.parameters(), 0.1)).joint_d
 
 
@@ -93,7 +93,7 @@ def test_the_optimizers_use_their_fused_kernels(make_cfg, tmp_path):
 def test_finite_check_log_reads_the_device_once_per_log_window(monkeypatch):
     """No host sync in the hot loop: the only reads are the accumulated scalars, every log_every steps."""
     torch.manual_seed(0)
-    G, D = models.build(MLP, 4, 1, 8)
+    G, D = models.build(MLP, 4, (1, 8, 8))
     fast = speed.Speed(torch.device("cpu"), check_each_step=False)
     adam = partial(torch.optim.Adam, lr=1e-3)  # fused, as the trainer makes it: plain Adam reads its step count
     s = TrainState(G, D, fast.optimizer(adam, G.parameters()), fast.optimizer(adam, D.parameters()), speed=fast)

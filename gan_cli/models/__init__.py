@@ -3,19 +3,24 @@
 Checkpoints store those values; nothing is ever instantiated from a class path stored in a file.
 """
 
-from gan_cli import schema
 from gan_cli.errors import ConfigError
 from gan_cli.models import dcgan
 from gan_cli.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from gan_cli.models.mlp import MLPDiscriminator, MLPGenerator
 
-
-def _mlp(m, latent_dim, channels, image_size):
-    return (MLPGenerator(latent_dim, channels, image_size, hidden=list(m["g_hidden"])),
-            MLPDiscriminator(channels, image_size, hidden=list(m["d_hidden"]), dropout=m["dropout"]))
+# Keys added to a model after its first release, at the values that build what older checkpoints hold.
+ADDED_KEYS = {"dcgan": {"d_norm": "batch", "g_extra": 0, "d_extra": 0}}
 
 
-def _dcgan(m, latent_dim, channels, image_size):
+def _mlp(m, latent_dim, shape):
+    return (MLPGenerator(latent_dim, shape, hidden=list(m["g_hidden"])),
+            MLPDiscriminator(shape, hidden=list(m["d_hidden"]), dropout=m["dropout"]))
+
+
+def _dcgan(m, latent_dim, shape):
+    if len(shape) != 3:
+        raise ConfigError("model=dcgan makes images; the 2-D toy data needs model=mlp (or +experiment=ring8)")
+    channels, image_size = shape[0], shape[-1]
     if dcgan.plan(image_size) is None:
         raise ConfigError(f"model=dcgan cannot make {image_size}x{image_size} images; use data.image_size=28, 32 or 64 "
                           "(any 4*2^n or 7*2^n >= 16), or model=mlp")
@@ -33,10 +38,16 @@ def _dcgan(m, latent_dim, channels, image_size):
 MODELS = {"mlp": _mlp, "dcgan": _dcgan}
 
 
-def build(model_cfg, latent_dim, channels, image_size):
-    """(G, D) for a model config (a DictConfig or the plain dict stored in a checkpoint, whose keys added since
-    take their defaults: what that checkpoint's version built)."""
+def with_added_keys(model_cfg):
+    """A model config as a plain dict, with keys that older checkpoints lack at the values those versions built."""
+    model = dict(model_cfg)
+    return {**ADDED_KEYS.get(model.get("name"), {}), **model}
+
+
+def build(model_cfg, latent_dim, shape):
+    """(G, D) for a model config (a DictConfig or the plain dict stored in a checkpoint) and a sample shape:
+    (C, H, W) for images, (2,) for points."""
     name = model_cfg["name"]
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    return MODELS[name](schema.model_with_defaults(model_cfg), latent_dim, channels, image_size)
+    return MODELS[name](with_added_keys(model_cfg), latent_dim, tuple(shape))

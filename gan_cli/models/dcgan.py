@@ -6,8 +6,6 @@ G projects z to a base x base map and doubles it n times; D mirrors that.
 
 from torch import nn
 
-from gan_cli.models import conv
-
 
 def plan(image_size):
     """(base, n_doublings) for a size DCGAN can make, or None."""
@@ -24,44 +22,28 @@ def _checked_plan(image_size):
     return p
 
 
-class Project(nn.ConvTranspose2d):
-    """G's first layer, z (B, latent_dim, 1, 1) -> (B, width, base, base). On a 1x1 input a transposed
-    convolution is one matrix product; computed as one, a 28x28 DCGAN training step ran 21-30% faster on
-    the CPU (benchmarks/first_layer.py). Same weight, so checkpoints do not change."""
-
-    def __init__(self, latent_dim, width, base):
-        super().__init__(latent_dim, width, base, 1, 0, bias=False)
-
-    def forward(self, z):
-        if self.weight.is_contiguous():
-            return (z.flatten(1) @ self.weight.flatten(1)).view(len(z), self.out_channels, *self.kernel_size)
-        # channels-last: (latent_dim, kh, kw, width) is a plain matrix, and the output comes out channels-last
-        out = z.flatten(1) @ self.weight.permute(0, 2, 3, 1).flatten(1)
-        return out.view(len(z), *self.kernel_size, self.out_channels).permute(0, 3, 1, 2)
-
-
 def _refine(width, extra):
     """`extra` 3x3 convolutions at the current size and width, each with batch norm and ReLU."""
     return [layer for _ in range(extra)
-            for layer in (conv.Conv2d(width, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(True))]
+            for layer in (nn.Conv2d(width, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(True))]
 
 
 class DCGANGenerator(nn.Module):
     """extra: 3x3 convolutions added after each hidden block (0: Radford et al.). On 28x28 MNIST one each made
-    sharper digits at equal steps (README "Sample quality"); with 0 the layer keys are those of older versions."""
+    sharper digits at equal steps (docs/quality.md); with 0 the layer keys are those of older versions."""
 
     def __init__(self, latent_dim, channels, image_size, features=64, extra=0):
         super().__init__()
         base, n = _checked_plan(image_size)
         width = features * 2 ** (n - 1)
         # z (B, latent_dim, 1, 1) -> (B, width, base, base)
-        layers = [Project(latent_dim, width, base), nn.BatchNorm2d(width), nn.ReLU(True), *_refine(width, extra)]
+        layers = [nn.ConvTranspose2d(latent_dim, width, base, 1, 0, bias=False), nn.BatchNorm2d(width), nn.ReLU(True), *_refine(width, extra)]
         for _ in range(n - 1):  # each block: channels / 2, size x 2
-            layers += [conv.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width // 2), nn.ReLU(True)]
+            layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width // 2), nn.ReLU(True)]
             width //= 2
             layers += _refine(width, extra)
         # (B, features, size/2, size/2) -> (B, channels, size, size)
-        layers += [conv.ConvTranspose2d(width, channels, 4, 2, 1, bias=False), nn.Tanh()]
+        layers += [nn.ConvTranspose2d(width, channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.apply(init_weights)
 
@@ -76,7 +58,7 @@ class DCGANDiscriminator(nn.Module):
     """norm: "batch" as Radford et al.; "spectral" (Miyato et al. 2018) bounds each layer's Lipschitz constant
     instead, and scores every image on its own, so real and fake can share one forward pass.
     extra: 3x3 convolutions added after each block but the input layer (0: Radford et al.); on 28x28 MNIST one
-    (at 7x7) matched G's extra layers and lifted quality more than any other change (README "Sample quality")."""
+    (at 7x7) matched G's extra layers and lifted quality more than any other change (docs/quality.md)."""
 
     def __init__(self, channels, image_size, features=64, norm="batch", extra=0):
         super().__init__()
@@ -84,7 +66,7 @@ class DCGANDiscriminator(nn.Module):
         sn = nn.utils.parametrizations.spectral_norm if norm == "spectral" else (lambda layer: layer)
 
         def block(c_in, c_out, *geometry, batch_norm=norm == "batch"):  # conv, [batch norm], LeakyReLU
-            layers = [sn(conv.Conv2d(c_in, c_out, *geometry, bias=False))]
+            layers = [sn(nn.Conv2d(c_in, c_out, *geometry, bias=False))]
             return layers + ([nn.BatchNorm2d(c_out)] if batch_norm else []) + [nn.LeakyReLU(0.2, True)]
 
         width = features
@@ -94,7 +76,7 @@ class DCGANDiscriminator(nn.Module):
             width *= 2
             layers += [layer for _ in range(extra) for layer in block(width, width, 3, 1, 1)]
         # (B, width, base, base) -> (B, 1, 1, 1)
-        layers.append(sn(conv.Conv2d(width, 1, base, 1, 0, bias=False)))
+        layers.append(sn(nn.Conv2d(width, 1, base, 1, 0, bias=False)))
         self.net = nn.Sequential(*layers)
         self.apply(init_weights)
 

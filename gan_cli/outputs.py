@@ -1,0 +1,126 @@
+"""Everything a run writes into its folder: TensorBoard, sample grids, metrics and checkpoints.
+
+On torchrun ranks other than 0, `Follower` stands in: it writes nothing and only takes part in deciding to stop.
+"""
+
+import json
+import logging
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from gan_cli import checkpoint, device, dist, toy
+from gan_cli.board import Board, generate, hparams_of
+from gan_cli.errors import NonFiniteError
+
+log = logging.getLogger(__name__)
+GRID = 64  # images in the fixed-noise sample grid
+SCATTER = 2000  # points in the fixed-noise scatter plot of 2-D toy data
+
+
+def fixed_noise_size(cfg_data):
+    return SCATTER if toy.is_toy(cfg_data) else GRID
+
+
+class Follower:
+    """What every rank's outputs do: take part in deciding to stop. On torchrun ranks other than 0 that is all
+    (they write nothing); rank 0's Outputs extends it with the writing."""
+
+    def __init__(self, stopper):
+        self.stopper = stopper
+        self.last_scalars = {}
+
+    @property
+    def stop_signal(self):
+        """The signal any rank received (all ranks then stop after the same step), recorded as this rank's own."""
+        self.stopper.signum = dist.max_over_ranks(self.stopper.signum or 0) or None
+        return self.stopper.signum
+
+    def scalars(self, values, step):
+        self.last_scalars = values
+
+    def start(self):
+        pass
+
+    def samples(self, s, step):
+        pass
+
+    def evaluate(self, s, step):
+        pass
+
+    def checkpoint(self, s, step, periodic):
+        pass
+
+    def finish(self, s, final):
+        pass
+
+    def close(self):
+        pass
+
+
+class Outputs(Follower):
+    """Rank 0's outputs: the run folder's TensorBoard events, samples/, metrics.jsonl and checkpoints/."""
+
+    def __init__(self, run_dir, cfg, overrides, fixed_z, data_src, stopper, evaluator=None, purge_step=None):
+        super().__init__(stopper)
+        self.run_dir, self.cfg, self.overrides = Path(run_dir), cfg, overrides
+        self.fixed_z, self.data_src, self.evaluator = fixed_z, data_src, evaluator
+        self.toy = toy.is_toy(cfg.data)
+        self.board = Board(run_dir, purge_step)
+        self.metrics_log = self.run_dir / "metrics.jsonl"
+        if purge_step is not None and self.metrics_log.is_file():  # as TensorBoard: drop what will be redone
+            kept = [line for line in self.metrics_log.read_text().splitlines() if json.loads(line)["step"] < purge_step]
+            self.metrics_log.write_text("".join(line + "\n" for line in kept))
+        self.real_points = data_src.preview(SCATTER) if self.toy else None
+
+    def start(self):
+        """What a new run logs once: its config and a grid of real data."""
+        self.board.text("config", OmegaConf.to_yaml(self.cfg))
+        if not self.toy:
+            self.board.grid("Samples/real", self.data_src.preview(GRID), 0, png_name="real.png")
+
+    def finish(self, s, final):
+        if final and not self.stopper.signum:
+            self.board.hparams(hparams_of(self.cfg), {f"final/{k}": v for k, v in final.items() if k.startswith("Loss/")},
+                               s.step)
+
+    def close(self):
+        self.board.close()
+
+    def scalars(self, values, step):
+        super().scalars(values, step)
+        self.board.scalars(values, step)
+
+    def samples(self, s, step):
+        fake = generate(s.sampler(self.cfg.latent_dim), self.fixed_z.to(next(s.G.parameters()).device))
+        if self.toy:
+            self.board.scatter("Samples/scatter", fake, self.real_points, step, png_name=f"step_{step:07d}.png")
+        else:
+            self.board.grid("Samples/fixed_noise", fake, step, png_name=f"step_{step:07d}.png")
+
+    def evaluate(self, s, step):
+        from gan_cli.evaluate import scalars
+
+        result = self.evaluator(s.sampler(self.cfg.latent_dim), self.cfg.latent_dim)
+        self.board.scalars(scalars(result), step)
+        with open(self.metrics_log, "a") as f:
+            f.write(json.dumps({"step": step, **result}) + "\n")
+        log.info("step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in scalars(result).items()))
+
+    def checkpoint(self, s, step, periodic):
+        weights = {"G": s.G.state_dict(), "D": s.D.state_dict()}
+        if not all(t.isfinite().all() for sd in weights.values() for t in sd.values() if t.is_floating_point()):
+            raise NonFiniteError(f"step {step}: the weights are not finite; refusing to save them over "
+                                 "the last good checkpoint. Lower the learning rates")
+        if s.G_ema is not None:
+            s.sampler(self.cfg.latent_dim)  # saves the average with batch-norm statistics of its own weights
+        payload = {
+            "step": step, **weights, "opt_g": s.opt_g.state_dict(), "opt_d": s.opt_d.state_dict(),
+            "G_ema": s.G_ema.state_dict() if s.G_ema is not None else {},
+            "scalers": {"G": s.scaler_g.state_dict(), "D": s.scaler_d.state_dict()},  # empty unless precision=16
+            "stats": {"sum": s.stats_sum, "count": s.stats_count, "nonfinite_skips": s.nonfinite_skips},
+            "rng": {**device.rng_state(), "data": self.data_src.state_dict()},
+            "fixed_z": self.fixed_z, "config": OmegaConf.to_container(self.cfg, resolve=True),
+            "overrides": list(self.overrides),
+        }
+        checkpoint.write(self.run_dir / "checkpoints", payload, step, self.cfg.trainer.keep_last, periodic)

@@ -1,0 +1,85 @@
+"""Where a gan-train run writes: Hydra resolvers for its folder, log file and sweep job names, and the
+check that the folder can be written before Hydra creates it. Imports torch only under torchrun or on resume."""
+
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import OmegaConf
+
+from gan_cli.errors import EXIT_ENVIRONMENT
+
+
+def _is_main():
+    return int(os.environ.get("RANK", 0)) == 0
+
+
+def containing_run(ckpt_path):
+    """The run folder a checkpoint file belongs to."""
+    ckpt_path = Path(ckpt_path)
+    return ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
+
+
+def run_dir_for(resume, default):
+    """hydra.run.dir: a resumed run continues in its own folder; otherwise a new timestamped one."""
+    path = Path(str(resume)).expanduser() if resume and resume != "auto" else None
+    if path is not None and path.exists():
+        return str(containing_run(path) if path.is_file() else path)
+    if int(os.environ.get("WORLD_SIZE", 1)) == 1:
+        return default
+    from gan_cli import dist
+
+    try:
+        return dist.from_main(default)  # under torchrun: rank 0's timestamp, even if the ranks started a second apart
+    except RuntimeError as e:  # rank 0 died first; this runs inside Hydra's set-up, before errors are reported
+        if not dist.is_lost_peer(e):
+            raise
+        print(f"gan-train: error: {dist.lost_peer(e)}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_ENVIRONMENT) from None
+
+
+def _hydra_subdir_for(resume):
+    """Keep the original run's .hydra/ intact when resuming into its folder; only rank 0 writes one."""
+    if not _is_main():
+        return None
+    return f".hydra/resume-{datetime.now():%Y%m%d-%H%M%S}" if resume and resume != "auto" else ".hydra"
+
+
+def _log_file(run_dir, job_name):
+    """train.log in the run folder, written by rank 0 alone (the other ranks log to the console)."""
+    return str(Path(run_dir) / f"{job_name}.log") if _is_main() else os.devnull
+
+
+def _dirname(text):
+    """A sweep job's folder name from its overrides: one path component, not too long."""
+    return text.replace("/", "_")[:120]
+
+
+def register_resolvers():
+    for name, fn in (("gan_dirname", _dirname), ("gan_run_dir", run_dir_for),
+                     ("gan_hydra_subdir", _hydra_subdir_for), ("gan_log_file", _log_file)):
+        OmegaConf.register_new_resolver(name, fn, replace=True)
+
+
+class CheckRunDir(Callback):
+    """Before Hydra creates the run folder: one clear line (exit 4) if it cannot be written."""
+
+    def on_run_start(self, config, **kwargs):
+        _check_writable(Path(config.hydra.run.dir), "hydra.run.dir")
+
+    def on_multirun_start(self, config, **kwargs):
+        _check_writable(Path(config.hydra.sweep.dir), "hydra.sweep.dir")
+
+
+def _check_writable(folder, key):
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".gan-cli-write-test-{os.getpid()}"  # per process: torchrun ranks probe at once
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        print(f"gan-train: error: cannot write the run folder {folder} ({e.strerror or e}); "
+              f"choose another {key}=", flush=True, file=sys.stderr)
+        raise SystemExit(EXIT_ENVIRONMENT) from None

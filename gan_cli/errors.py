@@ -1,6 +1,6 @@
 """User-facing failures: one line on stderr and a documented exit code, never a traceback."""
 
-# Exit codes shared by every command (documented in README.md).
+# Exit codes shared by every command (the table in README.md).
 EXIT_BAD_CONFIG = 2
 EXIT_BAD_INPUT = 3
 EXIT_ENVIRONMENT = 4

@@ -69,12 +69,13 @@ def _write_images(images, out, cfg):
     """grid.png, and with format=png one PNG per image, with format=npz images.npz (uint8, N x H x W x C)."""
     import numpy as np
     import torch
-    from torchvision.utils import save_image
 
-    save_image(images, out / "grid.png", nrow=cfg.nrow, padding=2)
+    from gan_cli.board import save_png, tile
+
+    save_png(tile(images, cfg.nrow), out / "grid.png")
     if cfg.format == "png":
         for i, image in enumerate(images):
-            save_image(image, out / f"{i:05d}.png")
+            save_png(image, out / f"{i:05d}.png")
     elif cfg.format == "npz":
         array = (images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
         np.savez_compressed(out / "images.npz", images=array)

@@ -113,3 +113,11 @@ def test_ranks_take_disjoint_slices_of_the_global_batch(tmp_path, mnist_root, so
     ranks = [data.batches(cfg, 4, torch.device("cpu"), seed=3, rank=r, world=2) for r in (0, 1)]
     for _ in range(5):  # past an epoch boundary of the 16-image folder
         assert torch.equal(one.next(), torch.cat([r.next() for r in ranks]))
+
+
+def test_the_real_preview_is_drawn_across_a_class_sorted_split():
+    """mnist5k is sorted by digit: the first 64 images are all zeros, a seeded draw is not."""
+    images = torch.arange(10).repeat_interleave(50).to(torch.uint8).view(-1, 1, 1, 1)  # "class" = pixel value
+    src = data.TensorBatches(images, 16, torch.device("cpu"), seed=0)
+    first, again = src.preview(64), src.preview(64)
+    assert len(first.unique()) > 1 and torch.equal(first, again)  # mixed, and the same every run

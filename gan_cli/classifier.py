@@ -8,7 +8,6 @@ minutes on 2 CPU cores) and caches it, keyed by dataset, image shape and this fi
 import hashlib
 import logging
 import math
-import os
 from pathlib import Path
 
 import torch
@@ -95,10 +94,6 @@ def train_classifier(cfg_data, device, seed=0, samples=None, batch=128):
 
 def cache_path(cfg_data, cache_dir):
     return Path(cache_dir).expanduser() / f"classifier-{cfg_data.name}-{cfg_data.channels}x{cfg_data.image_size}-{VERSION}.pt"
-
-
-def default_cache_dir():
-    return os.environ.get("GAN_CLI_CACHE", "~/.cache/gan-cli")
 
 
 def load_or_train(cfg_data, device, cache_dir):

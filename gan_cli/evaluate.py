@@ -15,8 +15,8 @@ from gan_cli.sample import load_generator
 class Evaluator:
     """Scores G in the domain classifier's feature space; the real side is computed once."""
 
-    def __init__(self, cfg_data, dev, n=10_000, seed=0, cache_dir=None, inception_net=None):
-        self.net, self.accuracy = classifier.load_or_train(cfg_data, dev, cache_dir or classifier.default_cache_dir())
+    def __init__(self, cfg_data, dev, n, seed, cache_dir, inception_net=None):
+        self.net, self.accuracy = classifier.load_or_train(cfg_data, dev, cache_dir)
         real, _ = data.load_labeled(cfg_data, train=False)
         self.real = data.uint8_to_signed(real)
         self.real_feats, self.real_logits = self.net.embed(self.real)
@@ -65,7 +65,7 @@ class Evaluator:
         return {"fid_inception": fid.compute().item(), "kid_inception": kid_mean.item(), "kid_inception_std": kid_std.item()}
 
 
-def make_evaluator(cfg_data, dev, n, seed, cache_dir=None, inception_net=None):
+def make_evaluator(cfg_data, dev, n, seed, cache_dir, inception_net=None):
     if toy.is_toy(cfg_data):
         return toy.PointsEvaluator(cfg_data.name, dev, n, seed)
     return Evaluator(cfg_data, dev, n, seed, cache_dir, inception_net)

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from gan_cli import dist
 from gan_cli.errors import NonFiniteError
+from gan_cli.losses import logits_from_probabilities
 from gan_cli.speed import Speed, has_batch_norm
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class TrainState:
     D_train: Optional[nn.Module] = None
     rank: int = 0
     world: int = 1
+    d_probability: bool = False  # D ends in a sigmoid (model.d_output): its scores are probabilities, not logits
 
     def __post_init__(self):
         device = next(self.G.parameters()).device
@@ -115,16 +117,22 @@ def _update(s, net, opt, scaler, loss, name):
     return grad_norm
 
 
+def _logits(s, scores):
+    """D's scores as float32 logits, one per sample: (m,) or (m, 1) -> (m,)."""
+    scores = scores.float().reshape(-1)
+    return logits_from_probabilities(scores) if s.d_probability else scores
+
+
 def d_step(s, loss, real, z):
     """One ascent step on D's objective; G is only evaluated, never differentiated."""
     with s.speed.autocast():
         with torch.no_grad():
             fake = s.G(z)
         if s.joint_d:  # D without batch norm scores each image alone: one pass over both is the same function
-            logits = s.D_train(torch.cat([real, fake.to(real.dtype)])).float()
+            logits = _logits(s, s.D_train(torch.cat([real, fake.to(real.dtype)])))
             real_logits, fake_logits = logits[:len(real)], logits[len(real):]
         else:
-            real_logits, fake_logits = s.D_train(real).float(), s.D_train(fake).float()
+            real_logits, fake_logits = _logits(s, s.D_train(real)), _logits(s, s.D_train(fake))
     loss_d = loss.d(real_logits, fake_logits)
     _update(s, s.D, s.opt_d, s.scaler_d, loss_d, "D")
     return loss_d.detach(), torch.sigmoid(real_logits.detach()).mean(), torch.sigmoid(fake_logits.detach()).mean()
@@ -135,7 +143,7 @@ def g_step(s, loss, z):
     s.D.requires_grad_(False)
     try:
         with s.speed.autocast():
-            fake_logits = s.D(s.G_train(z)).float()
+            fake_logits = _logits(s, s.D(s.G_train(z)))
         loss_g = loss.g(fake_logits)
         grad_norm = _update(s, s.G, s.opt_g, s.scaler_g, loss_g, "G")
     finally:

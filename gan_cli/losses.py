@@ -6,6 +6,7 @@ softplus is exact and finite at any logit, where log(sigmoid(l)) by hand is -inf
 
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 
 from gan_cli.errors import ConfigError
@@ -24,6 +25,16 @@ def g_loss_saturating(fake_logits):
 def g_loss_nonsaturating(fake_logits):
     """G minimises mean -log D(G(z)) = softplus(-l). Gradient -(1 - sigmoid(l)) -> -1 as D(G(z)) -> 0."""
     return F.softplus(-fake_logits).mean()
+
+
+PROBABILITY_EPS = 1e-6
+
+
+def logits_from_probabilities(p):
+    """For a D that ends in a sigmoid, as the lecture draws it: l = log(p / (1 - p)), so the losses above apply.
+    p is clamped to [eps, 1 - eps] first (torch.logit's eps): a saturated sigmoid (p = 1.0 in float32 from
+    l ~ 17 on) gives a finite logit of about +-13.8 instead of +-inf."""
+    return torch.logit(p, eps=PROBABILITY_EPS)
 
 
 @dataclass(frozen=True)

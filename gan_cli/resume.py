@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 
 from gan_cli import checkpoint, device, models, schema
 from gan_cli.errors import CheckpointError, ConfigError
+from gan_cli.models import custom
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +32,21 @@ def checkpoint_to_resume(cfg, run_dir):
 
 
 def resumed_config(cfg, ckpt, overrides):
-    """The checkpoint's overrides, then this command's (which win), composed again by Hydra."""
+    """The checkpoint's overrides, then this command's (which win), composed again by Hydra.
+
+    A custom model's classes, named in the checkpoint, are imported only if this command names them again or
+    says trust_code=true; that consent is this command's alone and is never saved for the next resume.
+    """
     parser = OverridesParser.create()
+    parsed = [(parser.parse_override(text), text) for text in overrides]
+    named = {net: o.value() for o, _ in parsed for net in custom.NETS if o.key_or_group == f"model.{net}._target_"}
+    custom.require_consent(ckpt["config"]["model"], custom.NETS, named, cfg.trust_code, ckpt["path"])
     merged = {}
     for text in [*ckpt["overrides"], *overrides]:
         key = parser.parse_override(text).key_or_group.lstrip("+~")
-        if key != "resume":
+        if key not in ("resume", "trust_code"):
             merged[key] = text
-    new = hydra.compose("train", overrides=[*merged.values(), f"resume={cfg.resume}"])
+    new = hydra.compose("train", overrides=[*merged.values(), f"resume={cfg.resume}", f"trust_code={cfg.trust_code}"])
     schema.check_train(new)
     saved = OmegaConf.create(ckpt["config"])
     saved.model = models.with_added_keys(saved.model)  # a checkpoint from before a model key was added

@@ -5,17 +5,22 @@ from pathlib import Path
 from gan_cli import cli
 
 
-def generator_from(ckpt, dev, use_ema=True):
+def generator_from(ckpt, dev, use_ema=True, named_generator=None, trust_code=False):
     """G in eval mode, built from the checkpoint's stored model settings through the model registry.
 
-    With use_ema and a moving average of G's weights in the checkpoint, that average is G.
+    With use_ema and a moving average of G's weights in the checkpoint, that average is G. A custom G's class
+    is imported only if `named_generator` (the user's `generator=`) is the path the checkpoint names, or with
+    trust_code.
     """
     from gan_cli import checkpoint, data, models
     from gan_cli.errors import CheckpointError
+    from gan_cli.models import custom
 
     try:
         cfg = ckpt["config"]
-        G, _ = models.build(cfg["model"], cfg["latent_dim"], data.sample_shape(cfg["data"]))
+        custom.require_consent(cfg["model"], ["generator"], {"generator": named_generator}, trust_code, ckpt["path"],
+                               key="generator")
+        G = models.generator(cfg["model"], cfg["latent_dim"], data.sample_shape(cfg["data"]))
     except (KeyError, TypeError) as e:
         raise CheckpointError(f"{ckpt['path']}: its stored config lacks {e}; pass a checkpoint written by gan-train") from None
     if use_ema and ckpt.get("G_ema"):  # the moving average of G's weights, when training kept one
@@ -32,7 +37,7 @@ def load_generator(cfg):
 
     dev = device.pick(cfg.device)
     ckpt = checkpoint.load(cfg.ckpt)
-    return (*generator_from(ckpt, dev, cfg.ema), ckpt, dev)
+    return (*generator_from(ckpt, dev, cfg.ema, cfg.generator, cfg.trust_code), ckpt, dev)
 
 
 def sample(cfg):

@@ -37,6 +37,14 @@ class DCGANConfig:
 
 
 @dataclass
+class CustomConfig:
+    name: str = MISSING
+    generator: Any = MISSING  # {_target_: module.Class, and any constructor keys}
+    discriminator: Any = MISSING
+    d_output: str = MISSING
+
+
+@dataclass
 class AdamParams:
     _target_: str = MISSING
     _partial_: bool = MISSING
@@ -118,6 +126,7 @@ class TrainConfig:
     device: str = MISSING
     seed: int = MISSING
     resume: Optional[str] = MISSING
+    trust_code: bool = MISSING
 
 
 @dataclass
@@ -130,6 +139,8 @@ class SampleConfig:
     device: str = MISSING
     nrow: int = MISSING
     ema: bool = MISSING
+    generator: Optional[str] = MISSING
+    trust_code: bool = MISSING
 
 
 @dataclass
@@ -143,6 +154,8 @@ class EvalConfig:
     inception: bool = MISSING
     inception_weights: Optional[str] = MISSING
     ema: bool = MISSING
+    generator: Optional[str] = MISSING
+    trust_code: bool = MISSING
 
 
 def register():
@@ -152,6 +165,7 @@ def register():
     cs.store(name="eval_schema", node=EvalConfig)
     # Kept out of the user-facing groups so `model=` lists only real options.
     for group, name, node in (("model", "mlp", MLPConfig), ("model", "dcgan", DCGANConfig),
+                              ("model", "custom", CustomConfig),
                               ("optimizer", "adam", AdamConfig), ("optimizer", "sgd", SGDConfig),
                               ("loss", "loss", LossConfig), ("data", "data", DataConfig)):
         cs.store(group=f"schema/{group}", name=name, node=node)
@@ -211,6 +225,9 @@ def check_train(cfg):
              "trainer.max_nonfinite_skips needs trainer.finite_check=step (a step can only be "
              "skipped if it is checked before the optimizer steps)")
     _require(cfg.eval.n > 1, f"eval.n must be at least 2, got {cfg.eval.n}")
+    if cfg.model.name == "custom":
+        _require(cfg.model.d_output in ("auto", "logits", "probability"),
+                 f"model.d_output must be auto, logits or probability, got {cfg.model.d_output!r}")
     for net in ("generator", "discriminator"):
         lr = cfg.optimizer[net].lr
         _require(lr > 0, f"optimizer.{net}.lr must be > 0, got {lr}")

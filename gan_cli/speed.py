@@ -55,12 +55,13 @@ def bf16_fast(device):
     return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
-def resolve(t, device, convolutional):
+def resolve(t, device, convolutional, builtin=True):
     """Speed settings from the trainer config (checked by schema.check_train); `auto` means what measured
-    fastest without hurting quality."""
+    fastest without hurting quality, on gan-cli's own models: a custom model (`builtin=False`) keeps float32,
+    since bfloat16 would round a sigmoid D's outputs near 1 to 1."""
     precision = str(t.precision).lower()
     if precision == "auto":
-        precision = "bf16" if bf16_fast(device) else "32"
+        precision = "bf16" if builtin and bf16_fast(device) else "32"
     channels_last = str(t.channels_last).lower()
     finite_check = str(t.finite_check).lower()
     # On the CPU every op has finished when it returns, so a check costs nothing; on CUDA it stalls the queue.

@@ -46,7 +46,7 @@ def points(name, train=True):
 class PointsEvaluator:
     """Mode coverage and sample quality of G's points against the known modes."""
 
-    def __init__(self, name, dev, n=10_000, seed=0):
+    def __init__(self, name, dev, n, seed):
         self.centres, self.std = modes(name)
         self.n, self.seed, self.device = n, seed, dev
 

@@ -31,6 +31,7 @@ def train(cfg, run_dir, overrides=()):
     if ckpt is not None:
         cfg, overrides = resume.resumed_config(cfg, ckpt, overrides)
     s, data_src, loss = build(cfg)
+    s.d_probability = _check_contract(s, data_src, cfg)
     fixed_z = torch.randn(fixed_noise_size(cfg.data), cfg.latent_dim, generator=torch.Generator().manual_seed(cfg.seed))
     if ckpt is not None:
         resume.restore(s, ckpt, data_src)
@@ -73,7 +74,7 @@ def build(cfg):
     rank, world = dist.rank(), dist.world_size()
     data_src = data.batches(cfg.data, cfg.batch_size, dev, cfg.seed, rank, world)
     G, D = models.build(cfg.model, cfg.latent_dim, data.sample_shape(cfg.data))
-    fast = speed.resolve(cfg.trainer, dev, convolutional=cfg.model.name == "dcgan")
+    fast = speed.resolve(cfg.trainer, dev, convolutional=cfg.model.name == "dcgan", builtin=cfg.model.name != "custom")
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN times its algorithms once and keeps the fastest
     G_train, D_train = (dist.wrap(fast.prepare(net), dev, cfg.trainer.sync_batch_norm) for net in (G, D))
@@ -83,6 +84,18 @@ def build(cfg):
                    G_ema=ema_of(G, cfg.trainer.ema_decay) if cfg.trainer.ema_decay else None, speed=fast,
                    G_train=G_train, D_train=D_train, rank=rank, world=world)
     return s, data_src, losses.build(cfg.loss)
+
+
+def _check_contract(s, data_src, cfg):
+    """One batch through G and D before training (gan_cli/contract.py); whether D's outputs are probabilities."""
+    import torch
+
+    from gan_cli import contract
+
+    dev = s.speed.device
+    z = torch.randn(cfg.batch_size, cfg.latent_dim, generator=torch.Generator().manual_seed(cfg.seed)).to(dev)
+    d_output = cfg.model.d_output if cfg.model.name == "custom" else "logits"
+    return contract.check(s.G, s.D, z, data_src.preview(cfg.batch_size).to(dev), d_output)
 
 
 def _evaluator(cfg, dev):

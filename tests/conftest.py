@@ -46,7 +46,8 @@ def mnist_root(tmp_path_factory):
 
 
 TINY_MODELS = {"dcgan": ["model.g_features=8", "model.d_features=8"],
-               "mlp": ["model.g_hidden=[32]", "model.d_hidden=[32]"]}
+               "mlp": ["model.g_hidden=[32]", "model.d_hidden=[32]"],
+               "custom": ["+model.generator.hidden=[32]", "+model.discriminator.hidden=[32]"]}
 
 
 def tiny_overrides(mnist_root, model="dcgan"):

@@ -47,7 +47,7 @@ def test_gan_eval_scores_a_checkpoint_deterministically_and_writes_metrics_json(
 def test_real_test_images_score_better_than_noise_and_than_mode_collapse(mnist_root, tmp_path, cache):
     cfg_data = OmegaConf.create({"name": "mnist", "root": str(mnist_root), "path": None, "image_size": 28,
                                  "channels": 1, "download": False, "workers": 0})
-    ev = evaluate.Evaluator(cfg_data, torch.device("cpu"), n=32, cache_dir=cache)
+    ev = evaluate.Evaluator(cfg_data, torch.device("cpu"), n=32, seed=0, cache_dir=cache)
     real = data.uint8_to_signed(data.load_labeled(cfg_data, train=False)[0])
 
     class Fixed(torch.nn.Module):  # a "generator" that returns given images whatever z is

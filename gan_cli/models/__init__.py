@@ -1,10 +1,11 @@
 """The model registry: the only way nets are built, from a model config's plain values.
 
-Checkpoints store those values; nothing is ever instantiated from a class path stored in a file.
+Checkpoints store those values. A class path stored in a file (model=custom) is imported only with the
+user's consent on the command line (models.custom.require_consent, called before building).
 """
 
 from gan_cli.errors import ConfigError
-from gan_cli.models import dcgan
+from gan_cli.models import custom, dcgan
 from gan_cli.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from gan_cli.models.mlp import MLPDiscriminator, MLPGenerator
 
@@ -35,13 +36,20 @@ def _dcgan(m, latent_dim, shape):
             DCGANDiscriminator(channels, image_size, m["d_features"], norm, m["d_extra"]))
 
 
-MODELS = {"mlp": _mlp, "dcgan": _dcgan}
+MODELS = {"mlp": _mlp, "dcgan": _dcgan, "custom": lambda m, latent_dim, shape: custom.build(m, latent_dim, shape)}
 
 
 def with_added_keys(model_cfg):
-    """A model config as a plain dict, with keys that older checkpoints lack at the values those versions built."""
+    """A model config as a dict, with keys that older checkpoints lack at the values those versions built."""
     model = dict(model_cfg)
     return {**ADDED_KEYS.get(model.get("name"), {}), **model}
+
+
+def generator(model_cfg, latent_dim, shape):
+    """G alone (gan-sample, gan-eval): a custom D's class is never imported for sampling."""
+    if model_cfg["name"] == "custom":
+        return custom.build(model_cfg, latent_dim, tuple(shape), nets=("generator",))[0]
+    return build(model_cfg, latent_dim, shape)[0]
 
 
 def build(model_cfg, latent_dim, shape):

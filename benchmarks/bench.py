@@ -281,11 +281,19 @@ def _table(result):
 
 
 def _machine(device):
+    """The device in words: a GPU's name, or the CPU's model, family, bf16/AMX units and cores."""
     if device.startswith("cuda"):
         return torch.cuda.get_device_name()
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    return f"{cpu}, {torch.get_num_threads()} threads"
+    info = {}
+    for line in open("/proc/cpuinfo"):
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+    flags = info.get("flags", "").split()
+    units = [name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16")) if flag in flags]
+    units = units or (["AVX2"] if "avx2" in flags else [])
+    cpu = info.get("model name", platform.processor())
+    return (f"{cpu} (family {info.get('cpu family', '?')}, model {info.get('model', '?')}; {', '.join(units) or 'no AVX2'}), "
+            f"{os.cpu_count()} cores, {torch.get_num_threads()} threads")
 
 
 if __name__ == "__main__":

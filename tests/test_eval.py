@@ -27,7 +27,8 @@ def cache(tmp_path_factory):
 
 def eval_cfg(ckpt, **kw):
     return OmegaConf.create({"ckpt": str(ckpt), "n": 64, "seed": 0, "device": "cpu", "data_root": None,
-                             "inception": False, "inception_weights": None, "ema": True, **kw})
+                             "inception": False, "inception_weights": None, "ema": True, "generator": None,
+                             "trust_code": False, **kw})
 
 
 def test_gan_eval_scores_a_checkpoint_deterministically_and_writes_metrics_json(make_cfg, mnist_root, tmp_path, cache):

@@ -19,7 +19,7 @@ def generator_from(ckpt, dev, use_ema=True, named_generator=None, trust_code=Fal
     try:
         cfg = ckpt["config"]
         custom.require_consent(cfg["model"], ["generator"], {"generator": named_generator}, trust_code, ckpt["path"],
-                               key="generator")
+                               for_sampling=True)
         G = models.generator(cfg["model"], cfg["latent_dim"], data.sample_shape(cfg["data"]))
     except (KeyError, TypeError) as e:
         raise CheckpointError(f"{ckpt['path']}: its stored config lacks {e}; pass a checkpoint written by gan-train") from None

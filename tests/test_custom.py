@@ -65,7 +65,8 @@ def test_a_checkpoint_naming_a_class_imports_nothing_without_consent(make_cfg, m
         with pytest.raises(ConfigError, match="Allow it with generator="):  # naming another path is no consent
             generator_from(ckpt, torch.device("cpu"), named_generator="generator.Generator")
     assert not (tmp_path / "imported").exists()
-    with pytest.raises(ConfigError, match=r"Allow it with model.generator._target_=generator.Generator"):
+    with pytest.raises(ConfigError, match=r"Allow it with model=custom model.generator._target_=generator.Generator "
+                                          r"model.discriminator._target_=discriminator.Discriminator \(or trust_code"):
         train(make_cfg(f"resume={run}", "trainer.steps=6", model="custom"), run, ["trainer.steps=6"])
 
 

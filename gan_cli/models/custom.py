@@ -19,7 +19,7 @@ def target(model_cfg, net):
     return model_cfg[net]["_target_"]
 
 
-def require_consent(model_cfg, nets, named, trust, source, key="model.{net}._target_"):
+def require_consent(model_cfg, nets, named, trust, source, for_sampling=False):
     """Refuse, naming the module and how to allow it, to import a class path that `source` (a file) names,
     unless the user named the same path (`named`: {net: path} from the command line) or trusts the file."""
     if model_cfg.get("name") != "custom" or trust:
@@ -27,10 +27,11 @@ def require_consent(model_cfg, nets, named, trust, source, key="model.{net}._tar
     for net in nets:
         path = target(model_cfg, net)
         if named.get(net) != path:
-            allow = key.format(net=net)
+            allow = (f"generator={path}" if for_sampling else "model=custom " + " ".join(
+                f"model.{n}._target_={target(model_cfg, n)}" for n in nets))
             raise ConfigError(f"{source} was trained with model=custom and names the {net} class {path}: importing "
-                              f"it runs the code of module {path.rsplit('.', 1)[0]!r}. Allow it with {allow}={path} "
-                              f"(or trust_code=true)")
+                              f"it runs the code of module {path.rsplit('.', 1)[0]!r}. Allow it with {allow} "
+                              "(or trust_code=true)")
 
 
 def build(model_cfg, latent_dim, shape, nets=NETS):

@@ -78,14 +78,7 @@ def check_generator(report, path):
     if G is None:
         return None
     z = torch.randn(BATCH, LATENT_DIM, generator=torch.Generator().manual_seed(0))
-    ok = report.findings(contract.generator_findings(G, z, SHAPE))
-    if ok:
-        out = G(z)
-        out.sum().backward()
-        learns = any(p.grad is not None and p.grad.abs().sum() > 0 for p in G.parameters())
-        report.add("G learns", learns, "a gradient reaches its parameters" if learns else
-                   "no gradient reaches its parameters: build it from nn layers and do not detach its output")
-        ok = learns
+    ok = report.findings(contract.generator_findings(G, z, SHAPE)) and gradient_reaches(report, G, z, "G")
     return target if ok else None
 
 
@@ -99,14 +92,17 @@ def check_discriminator(report, path):
         return None
     x = torch.rand(BATCH, *SHAPE, generator=torch.Generator().manual_seed(0)) * 2 - 1
     found, _ = contract.discriminator_findings(D, x)
-    ok = report.findings(found)
-    if ok:
-        D(x).sum().backward()
-        learns = any(p.grad is not None and p.grad.abs().sum() > 0 for p in D.parameters())
-        report.add("D learns", learns, "a gradient reaches its parameters" if learns else
-                   "no gradient reaches its parameters: build it from nn layers")
-        ok = learns
+    ok = report.findings(found) and gradient_reaches(report, D, x, "D")
     return target if ok else None
+
+
+def gradient_reaches(report, net, x, name):
+    """Whether backpropagating from the net's output reaches its parameters: what training needs of it."""
+    net(x).sum().backward()
+    learns = any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+    report.add(f"{name} learns", learns, "a gradient reaches its parameters" if learns else
+               "no gradient reaches its parameters: build it from nn layers and do not detach its output")
+    return learns
 
 
 def check_gan(report, path, steps, run_dir):

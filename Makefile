@@ -32,7 +32,12 @@ demo: install
 	$(VENV)/bin/gan-train +experiment=recipe trainer.steps=$(DEMO_STEPS) hydra.run.dir=$(DEMO_DIR)
 	$(VENV)/bin/gan-eval ckpt=$(DEMO_DIR) n=$(DEMO_EVAL_N)
 	$(VENV)/bin/gan-sample ckpt=$(DEMO_DIR) n=100 nrow=10 seed=0 out=$(DEMO_DIR)/generated
-	@echo "demo: samples in $(DEMO_DIR)/generated/grid.png; tensorboard --logdir $(DEMO_DIR)/tb"
+	@echo "demo: 100 samples in $(DEMO_DIR)/generated/grid.png. From this folder:"
+	@echo "  watch the training:  $(VENV)/bin/tensorboard --logdir $(DEMO_DIR)/tb"
+	@echo "  sample more:         $(VENV)/bin/gan-sample ckpt=$(DEMO_DIR) n=64 seed=1"
+	@echo "  evaluate again:      $(VENV)/bin/gan-eval ckpt=$(DEMO_DIR) n=2000 seed=1"
+	@echo "  train your own:      $(VENV)/bin/gan-train --help"
+	@echo "  (after 'source $(VENV)/bin/activate' the commands work without $(VENV)/bin/)"
 
 # Saturating vs non-saturating G loss, 3 seeds each, on the offline MNIST subset and on ring8: a table and plots.
 compare: install

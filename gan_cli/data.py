@@ -5,6 +5,7 @@ one uint8 tensor on the training device; image folders go through a DataLoader. 
 `Permutation`, whose state (RNG at the start of the epoch, batches consumed) makes resume exact.
 """
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +74,7 @@ def _torchvision(cls, download_hint):
             ds = cls(str(root), train=train, download=False)
         except RuntimeError:
             if not cfg_data.download:
-                raise EnvironmentProblem(f"{cls.__name__} is not in {root} and data.download=false; "
+                raise EnvironmentProblem(f"{cls.__name__} is not in {root.resolve()} and data.download=false; "
                                          f"put it there or {download_hint}") from None
             ds = _download(cls, root, train, download_hint)
         data = torch.as_tensor(np.asarray(ds.data))
@@ -84,12 +85,21 @@ def _torchvision(cls, download_hint):
 
 
 def _download(cls, root, train, download_hint):
+    """The dataset, downloaded into root; if that fails, the folders the attempt created are removed again."""
+    created = [p for p in (root, root / cls.__name__, root / cls.__name__ / "raw") if not p.exists()]
     try:
         return cls(str(root), train=train, download=True)
     except Exception as e:  # no network, a mirror down, a full disk: all end the same way for the user
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise EnvironmentProblem(f"{cls.__name__} is not in {root} and could not be downloaded ({reason}); "
-                                 f"{download_hint}") from None
+        if created:
+            shutil.rmtree(created[0], ignore_errors=True)
+        raise EnvironmentProblem(f"{cls.__name__} is not in {root.resolve()} and could not be downloaded "
+                                 f"({_reason(e)}); {download_hint}") from None
+
+
+def _reason(error):
+    """The last line of a download error: torchvision's first line only names the file, the last the cause."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
 
 
 def _tv(name):
@@ -184,6 +194,9 @@ class TensorBatches:
         self.order = Permutation(len(images), batch_size * world, seed)
         self.share = slice(rank * batch_size, (rank + 1) * batch_size)
 
+    def __len__(self):
+        return len(self.images)
+
     def preview(self, n):
         """n samples drawn across the whole split (datasets may be sorted by class), for a grid of real data;
         seeded on its own, so it draws nothing from the training order."""
@@ -211,6 +224,9 @@ class LoaderBatches:
         self.loader = DataLoader(dataset, batch_sampler=_RestOfEpoch(self), num_workers=workers,
                                  pin_memory=device.type == "cuda", persistent_workers=workers > 0)
         self.it = None
+
+    def __len__(self):
+        return len(self.dataset)
 
     def preview(self, n):
         return torch.stack([self.dataset[i][0] for i in _preview_indices(len(self.dataset), n).tolist()])

@@ -2,6 +2,7 @@
 check that the folder can be written before Hydra creates it. Imports torch only under torchrun or on resume."""
 
 import os
+import shutil
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -63,11 +64,25 @@ def register_resolvers():
         OmegaConf.register_new_resolver(name, fn, replace=True)
 
 
+NEW_FOLDERS = set()  # run folders this process created, so a failed start may remove them
+
+
+def remove_if_unused(run_dir):
+    """After a start that failed: remove the run folder if this command created it and training never began
+    (no TensorBoard events, no checkpoints), so a failed start leaves no litter; anything else stays."""
+    run_dir = Path(run_dir).resolve()
+    if run_dir in NEW_FOLDERS and _is_main() and not any((run_dir / name).exists() for name in ("tb", "checkpoints")):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
 class CheckRunDir(Callback):
     """Before Hydra creates the run folder: one clear line (exit 4) if it cannot be written."""
 
     def on_run_start(self, config, **kwargs):
-        _check_writable(Path(config.hydra.run.dir), "hydra.run.dir")
+        folder = Path(config.hydra.run.dir)
+        if not folder.exists():
+            NEW_FOLDERS.add(folder.resolve())
+        _check_writable(folder, "hydra.run.dir")
 
     def on_multirun_start(self, config, **kwargs):
         _check_writable(Path(config.hydra.sweep.dir), "hydra.sweep.dir")

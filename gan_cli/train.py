@@ -37,6 +37,8 @@ def train(cfg, run_dir, overrides=()):
         resume.restore(s, ckpt, data_src)
         fixed_z = ckpt["fixed_z"]
         log.info("resuming %s at step %d", ckpt["path"], s.step)
+    if main:
+        _describe(s, data_src, cfg, run_dir)
     evaluator = _evaluator(cfg, s.speed.device) if cfg.trainer.eval_every and main else None
     with StopOnSignal(keep=dist.world_size() > 1) as stopper:
         out = (Outputs(run_dir, cfg, overrides, fixed_z, data_src, stopper, evaluator, resume.purge_step(ckpt))
@@ -86,6 +88,27 @@ def build(cfg):
     return s, data_src, losses.build(cfg.loss)
 
 
+def _describe(s, data_src, cfg, run_dir):
+    """The start-up block, on the console and in train.log: where the run writes and what it trains."""
+    import torch
+
+    from gan_cli import data
+
+    def size(net):
+        return f"{type(net).__name__}, {sum(p.numel() for p in net.parameters()):,} parameters"
+
+    fast, t = s.speed, cfg.trainer
+    precision = {None: "float32"}.get(fast.dtype, f"{str(fast.dtype).removeprefix('torch.')} autocast")
+    threads = f", {torch.get_num_threads()} CPU threads" if fast.device.type == "cpu" else ""
+    for line in (f"run folder: {run_dir.resolve()}",
+                 f"device: {fast.device}, {precision}{threads}" + (f", {s.world} processes" if s.world > 1 else ""),
+                 f"G: {size(s.G)}", f"D: {size(s.D)}" + (" (outputs read as probabilities)" if s.d_probability else ""),
+                 f"data: {cfg.data.name}, {len(data_src):,} training samples of shape {data.sample_shape(cfg.data)}",
+                 f"loss: {cfg.loss.name}; k = {t.d_steps} D step(s) per G step; batch {cfg.batch_size}; "
+                 f"steps {s.step} -> {t.steps}"):
+        log.info(line)
+
+
 def _check_contract(s, data_src, cfg):
     """One batch through G and D before training (gan_cli/contract.py); whether D's outputs are probabilities."""
     import torch
@@ -104,12 +127,29 @@ def _evaluator(cfg, dev):
     return make_evaluator(cfg.data, dev, cfg.eval.n, cfg.eval.seed, cfg.eval.cache_dir)
 
 
+def _threads_for(launcher):
+    """CPU threads for a job of a sweep whose jobs run at once on this machine (submitit_local starts them all
+    together): the launcher's cpus_per_task, else 1, since N jobs of all-core thread pools on the same cores
+    run several times slower than N one-thread jobs (docs/performance.md). None: torch's default."""
+    if not str(launcher.get("_target_", "")).endswith(".LocalLauncher"):
+        return None
+    return launcher.get("cpus_per_task") or 1
+
+
 def _task(cfg):
+    import torch
+
     from gan_cli import dist
 
     hc = HydraConfig.get()
+    threads = _threads_for(hc.launcher)
+    if threads:
+        torch.set_num_threads(threads)
     try:
         train(cfg, hc.runtime.output_dir, [o for o in hc.overrides.task if not o.startswith("resume=")])
+    except BaseException:
+        run_folder.remove_if_unused(hc.runtime.output_dir)
+        raise
     finally:
         dist.close()
 

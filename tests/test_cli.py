@@ -82,6 +82,36 @@ def test_device_cuda_without_cuda(mnist_root, tmp_path):
     one_line_error(proc, 4, "CUDA is not available")
 
 
+def test_a_failed_start_leaves_no_run_folder_but_keeps_an_existing_one(mnist_root, tmp_path):
+    new = tmp_path / "new_run"
+    proc = run_cli("gan-train", *tiny_overrides(mnist_root), "data.root=/nonexistent", f"hydra.run.dir={new}")
+    one_line_error(proc, 4, "MNIST is not in /nonexistent and data.download=false")
+    assert not new.exists()
+    old = tmp_path / "old_run"
+    old.mkdir()
+    (old / "notes.txt").write_text("mine")
+    run_cli("gan-train", *tiny_overrides(mnist_root), "data.root=/nonexistent", f"hydra.run.dir={old}")
+    assert (old / "notes.txt").read_text() == "mine"
+
+
+def test_the_start_up_block_names_the_run_folder(trained):
+    log = (trained / "train.log").read_text()
+    assert f"run folder: {trained.resolve()}" in log
+    assert "G: DCGANGenerator" in log and "data: mnist, 96 training samples" in log and "k = 1" in log
+
+
+def test_help_lists_the_groups_presets_and_examples_not_the_schemas():
+    from importlib.resources import files
+
+    out = run_cli("gan-train", "--help", check=True).stdout
+    assert "schema" not in out and "+experiment=recipe" in out and "Examples:" in out
+    for group in ("model", "loss", "optimizer", "data"):
+        shipped = {p.name.removesuffix(".yaml") for p in files("gan_cli.configs").joinpath(group).iterdir()
+                   if p.name.endswith(".yaml")}
+        line = next(line for line in out.splitlines() if line.strip().startswith(f"{group}="))
+        assert set(line.split()[0].removeprefix(f"{group}=").split("|")) == shipped, line
+
+
 def test_typos_fail_with_hydras_message_and_exit_2(mnist_root, tmp_path):
     proc = run_cli("gan-train", "model=mlpp", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 2 and "Could not find 'model/mlpp'" in proc.stderr and "Traceback" not in proc.stderr
@@ -121,3 +151,14 @@ def test_installed_wheel_works_from_outside_the_checkout(mnist_root, tmp_path):
                           cwd=elsewhere, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert list(elsewhere.glob("outputs/*/*/checkpoints/last.pt"))
+
+
+def test_jobs_of_a_local_parallel_sweep_take_one_thread_each():
+    """submitit_local starts every job at once on this machine's cores: each takes its share, not all of them."""
+    from gan_cli.train import _threads_for
+
+    local = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"
+    assert _threads_for({"_target_": local, "cpus_per_task": None}) == 1
+    assert _threads_for({"_target_": local, "cpus_per_task": 4}) == 4
+    assert _threads_for({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}) is None
+    assert _threads_for({"_target_": local.replace("Local", "Slurm")}) is None  # a Slurm job has its own cores

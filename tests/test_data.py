@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -36,15 +38,28 @@ def test_missing_mnist_offline_names_the_folder_and_the_offline_option(tmp_path)
         data.load(data_cfg(root=str(tmp_path)))
 
 
-def test_failed_download_is_one_clear_error(tmp_path, monkeypatch):
+def test_failed_download_names_the_cause_and_leaves_no_folders(tmp_path, monkeypatch):
+    """torchvision's message names the file first and the cause last; the folders the attempt made go again."""
     import torchvision.datasets.mnist as tvm
 
     def no_network(self):
-        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+        Path(self.raw_folder).mkdir(parents=True)
+        (Path(self.raw_folder) / "train-images-idx3-ubyte.gz").write_bytes(b"partial")
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://mirror/, got:\n"
+                           "<urlopen error [Errno -3] Temporary failure in name resolution>\n")
 
     monkeypatch.setattr(tvm.MNIST, "download", no_network)
-    with pytest.raises(EnvironmentProblem, match="could not be downloaded .*Error downloading.*data=mnist5k"):
-        data.load(data_cfg(root=str(tmp_path), download=True))
+    root = tmp_path / "data"
+    with pytest.raises(EnvironmentProblem, match=f"MNIST is not in {root} and could not be downloaded "
+                                                 r"\(<urlopen error \[Errno -3\] Temporary failure in name resolution>\)"
+                                                 ".*data=mnist5k"):
+        data.load(data_cfg(root=str(root), download=True))
+    assert not root.exists()
+    root.mkdir()
+    (root / "mine.txt").write_text("kept")
+    with pytest.raises(EnvironmentProblem):
+        data.load(data_cfg(root=str(root), download=True))
+    assert sorted(p.name for p in root.iterdir()) == ["mine.txt"]  # what was there before stays, nothing else
 
 
 def test_channel_mismatch_says_what_to_set(mnist_root):

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -10,6 +11,7 @@ from omegaconf import OmegaConf
 from conftest import run_cli, tiny_overrides
 from gan_cli import classifier, data, evaluate, inception, metrics, toy
 from gan_cli.errors import EnvironmentProblem
+from gan_cli.sample import sample
 from gan_cli.train import train
 
 
@@ -92,6 +94,10 @@ def test_toy_ring8_trains_and_scores_modes(make_cfg, tmp_path):
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert set(lines[-1]) >= {"modes_covered", "high_quality", "kl_to_uniform"}
     assert (tmp_path / "samples" / "step_0000004.png").is_file()
+    # gan-sample of points: a scatter over the real data, and the coordinates
+    out = sample(OmegaConf.create({"ckpt": str(tmp_path), "n": 50, "seed": 0, "format": "npz", "out": str(tmp_path / "g"),
+                                   "device": "cpu", "nrow": 8, "ema": True, "generator": None, "trust_code": False}))
+    assert (out / "scatter.png").is_file() and np.load(out / "points.npz")["points"].shape == (50, 2)
 
 
 def test_mode_metrics_on_known_samples():

@@ -24,12 +24,16 @@ def tile(images, nrow=8, padding=2):
     return canvas
 
 
-def save_png(image, path):
-    """(C, H, W) in [0, 1] -> an 8-bit PNG (grey for one channel)."""
+def pil_image(image):
+    """(C, H, W) in [0, 1] -> an 8-bit PIL image (grey for one channel)."""
     from PIL import Image
 
-    array = image.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
-    Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(path)
+    array = image.mul(255).add(0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+
+
+def save_png(image, path):
+    pil_image(image).save(path)
 
 
 def scatter_figure(fake, real, title):

@@ -41,33 +41,71 @@ def load_generator(cfg):
 
 
 def sample(cfg):
-    """Write cfg.n samples from cfg.ckpt; returns the output folder."""
-    import numpy as np
-    import torch
-
-    from gan_cli import board, schema, toy
-    from gan_cli.errors import EnvironmentProblem
+    """Write cfg.n samples from cfg.ckpt (or, with mode=interpolate, walks between seeds); returns the folder."""
+    from gan_cli import board, latent, schema, toy
     from gan_cli.run_folder import containing_run
 
     schema.check_sample(cfg)
     G, latent_dim, ckpt, dev = load_generator(cfg)
-    # Noise from a CPU generator: the same seed gives the same z on any device.
-    z = torch.randn(cfg.n, latent_dim, generator=torch.Generator().manual_seed(cfg.seed))
-    fake = board.generate(G, z.to(dev)).cpu()
-    out = Path(cfg.out).expanduser() if cfg.out else containing_run(ckpt["path"]) / "generated" / f"seed{cfg.seed}"
+    data_cfg, step = ckpt["config"]["data"], ckpt["step"]
+    default = containing_run(ckpt["path"]) / "generated" / (f"seed{cfg.seed}" if cfg.mode == "sample" else "interpolate")
+    out = Path(cfg.out).expanduser() if cfg.out else default
+    if cfg.mode == "interpolate":
+        seeds = _interpolate(cfg, G, latent_dim, data_cfg, dev, out)
+        print(f"wrote interpolations between seeds {seeds} from step {step} of {ckpt['path']} to {out}")
+        return out
+    fake = board.generate(G, latent.noise(cfg.n, latent_dim, cfg.seed, cfg.truncation).to(dev)).cpu()
+    if toy.is_toy(data_cfg):  # points: a scatter over the real data, and their coordinates
+        _write(lambda: _write_points(fake, data_cfg, step, out, cfg), out)
+    else:
+        _write(lambda: _write_images(board.signed_to_unit(fake), out, cfg), out)
+    print(f"wrote {cfg.n} samples from step {step} of {ckpt['path']} to {out}")
+    return out
+
+
+def _interpolate(cfg, G, latent_dim, data_cfg, dev, out):
+    """One row of cfg.steps images per consecutive pair of seeds (default: seed and seed + 1); returns the seeds."""
+    from gan_cli import board, latent, toy
+    from gan_cli.errors import ConfigError
+
+    if toy.is_toy(data_cfg):
+        raise ConfigError("mode=interpolate draws images; for the toy data's points use mode=sample")
+    seeds = list(cfg.seeds) if cfg.seeds else [cfg.seed, cfg.seed + 1]
+    z = latent.interpolations(seeds, latent_dim, cfg.steps, cfg.truncation)  # (pairs, steps, latent_dim)
+    rows = board.signed_to_unit(board.generate(G, z.flatten(0, 1).to(dev))).unflatten(0, z.shape[:2])
+    _write(lambda: _write_interpolation(rows, out), out)
+    return seeds
+
+
+def _write_points(fake, data_cfg, step, out, cfg):
+    import numpy as np
+
+    from gan_cli import board, toy
+
+    real, _ = toy.points(data_cfg["name"], train=False)
+    board.scatter_png(out / "scatter.png", fake, real, f"step {step}")
+    if cfg.format == "npz":
+        np.savez_compressed(out / "points.npz", points=fake.numpy())
+
+
+def _write(write, out):
+    from gan_cli.errors import EnvironmentProblem
+
     try:
         out.mkdir(parents=True, exist_ok=True)
-        if toy.is_toy(ckpt["config"]["data"]):  # points: a scatter over the real data, and their coordinates
-            real, _ = toy.points(ckpt["config"]["data"]["name"], train=False)
-            board.scatter_png(out / "scatter.png", fake, real, f"step {ckpt['step']}")
-            if cfg.format == "npz":
-                np.savez_compressed(out / "points.npz", points=fake.numpy())
-        else:
-            _write_images(board.signed_to_unit(fake), out, cfg)
+        write()
     except OSError as e:
         raise EnvironmentProblem(f"cannot write to {out} ({e.strerror or e}); choose another out=") from None
-    print(f"wrote {cfg.n} samples from step {ckpt['step']} of {ckpt['path']} to {out}")
-    return out
+
+
+def _write_interpolation(rows, out):
+    """interpolation.png, one row per pair of seeds, and interpolation.gif, whose frames walk all rows at once."""
+    from gan_cli.board import pil_image, save_png, tile
+
+    pairs, steps = rows.shape[:2]
+    save_png(tile(rows.flatten(0, 1), nrow=steps), out / "interpolation.png")
+    frames = [pil_image(tile(rows[:, t], nrow=pairs)) for t in [*range(steps), *range(steps - 2, 0, -1)]]  # and back
+    frames[0].save(out / "interpolation.gif", save_all=True, append_images=frames[1:], duration=120, loop=0)
 
 
 def _write_images(images, out, cfg):

@@ -138,6 +138,10 @@ class SampleConfig:
     format: str = MISSING
     device: str = MISSING
     nrow: int = MISSING
+    mode: str = MISSING
+    seeds: Optional[List[int]] = MISSING
+    steps: int = MISSING
+    truncation: Optional[float] = MISSING
     ema: bool = MISSING
     generator: Optional[str] = MISSING
     trust_code: bool = MISSING
@@ -238,6 +242,11 @@ def check_sample(cfg):
     _require(cfg.n > 0, f"n must be a positive integer, got {cfg.n}")
     _require(cfg.nrow > 0, f"nrow must be a positive integer, got {cfg.nrow}")
     _require(cfg.format in ("grid", "png", "npz"), f"format must be grid, png or npz, got {cfg.format!r}")
+    _require(cfg.mode in ("sample", "interpolate"), f"mode must be sample or interpolate, got {cfg.mode!r}")
+    _require(cfg.steps >= 2, f"steps must be at least 2 (both ends of an interpolation), got {cfg.steps}")
+    _require(not cfg.seeds or len(cfg.seeds) >= 2, f"seeds needs at least two seeds to interpolate between, got "
+             f"{cfg.seeds}; e.g. seeds=[0,1]")
+    _require(cfg.truncation is None or cfg.truncation > 0, f"truncation must be > 0 (psi), got {cfg.truncation}")
     _check_device(cfg.device)
 
 

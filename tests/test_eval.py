@@ -96,7 +96,8 @@ def test_toy_ring8_trains_and_scores_modes(make_cfg, tmp_path):
     assert (tmp_path / "samples" / "step_0000004.png").is_file()
     # gan-sample of points: a scatter over the real data, and the coordinates
     out = sample(OmegaConf.create({"ckpt": str(tmp_path), "n": 50, "seed": 0, "format": "npz", "out": str(tmp_path / "g"),
-                                   "device": "cpu", "nrow": 8, "ema": True, "generator": None, "trust_code": False}))
+                                   "device": "cpu", "nrow": 8, "ema": True, "generator": None, "trust_code": False,
+                                   "mode": "sample", "seeds": None, "steps": 8, "truncation": None}))
     assert (out / "scatter.png").is_file() and np.load(out / "points.npz")["points"].shape == (50, 2)
 
 

@@ -226,7 +226,8 @@ def good_ckpt(tmp_path_factory, mnist_root):
 
 def sample_cfg(ckpt, out):
     return OmegaConf.create({"ckpt": str(ckpt), "n": 4, "seed": 0, "format": "grid", "out": str(out),
-                             "device": "cpu", "nrow": 8, "ema": True, "generator": None, "trust_code": False})
+                             "device": "cpu", "nrow": 8, "ema": True, "generator": None, "trust_code": False,
+                             "mode": "sample", "seeds": None, "steps": 8, "truncation": None})
 
 
 def test_every_load_passes_weights_only_true(good_ckpt, make_cfg, tmp_path, monkeypatch):

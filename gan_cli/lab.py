@@ -141,13 +141,13 @@ def train_briefly(report, g_target, d_target, steps, run_dir):
             return
     report.add("GAN trains", True, f"{steps} steps of Algorithm 1 on mnist5k, losses finite")
     fake = board.generate(s.G, z)
-    before = _distance(board.generate(_untrained(s.G, g_target), z), real)
+    before = _distance(board.generate(_untrained(g_target), z), real)
     after = _distance(fake, real)
     moved = after < 0.9 * before
-    report.add("G learns", moved,
+    report.add("G improves", moved,
                f"G's average image moved toward the data's ({before:.2f} -> {after:.2f})" if moved else
-               f"G's average image did not move toward the data's ({before:.2f} -> {after:.2f}); look at the grids in "
-               f"TensorBoard, and try the learning rates of the lecture (2e-4)")
+               f"G's average image did not move toward the data's ({before:.2f} -> {after:.2f}); look at the grids and "
+               f"at D/fake in TensorBoard: a D that rejects every fake from the start leaves G no signal")
     spread = fake.std(0).mean().item()
     report.add("G varies", spread > 0.02, f"its samples differ from one another (spread {spread:.2f})" if spread > 0.02
                else f"all its samples look alike (spread {spread:.3f}): mode collapse; train longer or weaken D")
@@ -155,7 +155,7 @@ def train_briefly(report, g_target, d_target, steps, run_dir):
           f"  {steps} steps only show that training works; digits take a few thousand (docs/lab.md, step 3)")
 
 
-def _untrained(G, target):
+def _untrained(target):
     """A freshly built copy of the student's G, seeded as gan-train seeds it, for the before/after comparison."""
     import torch
 

@@ -120,13 +120,10 @@ def train_briefly(report, g_target, d_target, steps, run_dir):
     import torch
     from hydra import compose, initialize_config_module
 
-    from gan_cli import board, data, schema
+    from gan_cli import board, data
     from gan_cli.errors import GanError
-    from gan_cli.run_folder import register_resolvers
-    from gan_cli.train import train
+    from gan_cli.train import train  # importing it registers the schemas and resolvers, as gan-train does
 
-    schema.register()
-    register_resolvers()
     overrides = ["model=custom", f"model.generator._target_={g_target}", f"model.discriminator._target_={d_target}",
                  "data=mnist5k", f"latent_dim={LATENT_DIM}", f"batch_size={BATCH}", f"trainer.steps={steps}",
                  "trainer.log_every=25", f"trainer.sample_every={max(1, steps // 3)}", "trainer.ckpt_every=0"]
@@ -156,7 +153,7 @@ def train_briefly(report, g_target, d_target, steps, run_dir):
 
 
 def _untrained(target):
-    """A freshly built copy of the student's G, seeded as gan-train seeds it, for the before/after comparison."""
+    """A freshly built copy of the student's G (seed 0), for the before/after comparison."""
     import torch
 
     from gan_cli.models import custom

@@ -72,8 +72,8 @@ class Board:
         for tag, value in values.items():
             self.writer.add_scalar(tag, value, step)
 
-    def grid(self, tag, images, step, png_name=None):
-        grid = tile(signed_to_unit(images))
+    def grid(self, tag, images, step, png_name=None, nrow=8):
+        grid = tile(signed_to_unit(images), nrow)
         self.writer.add_image(tag, grid, step)
         if png_name:
             (self.run_dir / "samples").mkdir(exist_ok=True)
@@ -106,16 +106,20 @@ def hparams_of(cfg):
         "optimizer": opt.generator._target_.rsplit(".", 1)[-1],
         "lr_g": opt.generator.lr, "lr_d": opt.discriminator.lr,
         "batch_size": cfg.batch_size, "d_steps": cfg.trainer.d_steps, "latent_dim": cfg.latent_dim,
-        "steps": cfg.trainer.steps, "seed": cfg.seed,
+        "steps": cfg.trainer.steps, "seed": cfg.seed, "conditional": bool(cfg.model.get("conditional", False)),
     }
 
 
 @torch.no_grad()
-def generate(G, z, batch=256):
-    """G's output for z in eval mode (batch norm on running statistics), so each image depends on its z only."""
+def generate(G, z, y=None, batch=256):
+    """G's output for z (and labels y, for a conditional G) in eval mode (batch norm on running statistics),
+    so each image depends on its own inputs only."""
+    from gan_cli.models import call
+
     was_training = G.training
     G.eval()
     try:
-        return torch.cat([G(chunk) for chunk in z.split(batch)])
+        ys = y.split(batch) if y is not None else [None] * len(z.split(batch))
+        return torch.cat([call(G, chunk, labels) for chunk, labels in zip(z.split(batch), ys)])
     finally:
         G.train(was_training)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from gan_cli.errors import ConfigError
+from gan_cli.models import call
 
 log = logging.getLogger(__name__)
 
@@ -33,23 +34,29 @@ def _last_leaf(net):
 
 
 @torch.no_grad()
-def _run(net, x):
-    """net(x) in eval mode (dropout off, batch-norm statistics untouched), then the mode it had."""
+def _run(net, x, y=None):
+    """net(x) (or net(x, y)) in eval mode (dropout off, batch-norm statistics untouched), then the mode it had."""
     was_training = net.training
     net.eval()
     try:
-        return net(x)
+        return call(net, x, y)
     finally:
         net.train(was_training)
 
 
-def generator_findings(G, z, shape):
-    """Findings for G on the noise z (m, latent_dim); `shape` is one sample's (C, H, W)."""
+def _labels(y):
+    return "" if y is None else f" and labels of shape {_shape(y)} (a conditional model: forward(self, x, y))"
+
+
+def generator_findings(G, z, shape, y=None):
+    """Findings for G on the noise z (m, latent_dim) and, for a conditional G, labels y (m,); `shape` is one
+    sample's (C, H, W)."""
     name, m = type(G).__name__, len(z)
     try:
-        out = _run(G, z)
+        out = _run(G, z, y)
     except Exception as e:
-        return [Finding("G runs", False, f"{name} fails on noise of shape {_shape(z)}: {type(e).__name__}: {e}")]
+        return [Finding("G runs", False, f"{name} fails on noise of shape {_shape(z)}{_labels(y)}: "
+                        f"{type(e).__name__}: {e}")]
     if not isinstance(out, torch.Tensor):
         return [Finding("G shape", False, f"{name} returns a {type(out).__name__}; it should return one tensor of images")]
     expected = (m, *shape)
@@ -77,13 +84,14 @@ def generator_findings(G, z, shape):
     return found
 
 
-def discriminator_findings(D, x, d_output="auto"):
-    """(findings for D on the images x, whether D's outputs are probabilities rather than logits)."""
+def discriminator_findings(D, x, d_output="auto", y=None):
+    """(findings for D on the images x (and labels y), whether D's outputs are probabilities rather than logits)."""
     name, m = type(D).__name__, len(x)
     try:
-        out = _run(D, x)
+        out = _run(D, x, y)
     except Exception as e:
-        return [Finding("D runs", False, f"{name} fails on images of shape {_shape(x)}: {type(e).__name__}: {e}")], False
+        return [Finding("D runs", False, f"{name} fails on images of shape {_shape(x)}{_labels(y)}: "
+                        f"{type(e).__name__}: {e}")], False
     if not isinstance(out, torch.Tensor):
         return [Finding("D shape", False, f"{name} returns a {type(out).__name__}; it should return one tensor of "
                         "scores")], False
@@ -113,11 +121,11 @@ def discriminator_findings(D, x, d_output="auto"):
     return found, probability
 
 
-def check(G, D, z, real, d_output="auto"):
+def check(G, D, z, real, d_output="auto", y=None):
     """gan-train's start-up check: raise ConfigError (exit 2) at the first fault, log warnings; returns whether
-    D's outputs are probabilities."""
-    g_found = generator_findings(G, z, tuple(real.shape[1:]))
-    d_found, probability = discriminator_findings(D, real, d_output)
+    D's outputs are probabilities. y: labels for a conditional G and D."""
+    g_found = generator_findings(G, z, tuple(real.shape[1:]), y)
+    d_found, probability = discriminator_findings(D, real, d_output, y)
     for f in g_found + d_found:
         if not f.ok and f.fault:
             raise ConfigError(f.message)

@@ -189,8 +189,10 @@ class TensorBatches:
     its own slice, so the ranks see different images of every epoch.
     """
 
-    def __init__(self, images, batch_size, device, seed, rank=0, world=1):
+    def __init__(self, images, batch_size, device, seed, rank=0, world=1, labels=None):
         self.images = images.to(device)
+        self.labels = labels.to(device) if labels is not None else None
+        self.num_classes = int(labels.max()) + 1 if labels is not None else None  # None: unlabeled
         self.order = Permutation(len(images), batch_size * world, seed)
         self.share = slice(rank * batch_size, (rank + 1) * batch_size)
 
@@ -203,8 +205,9 @@ class TensorBatches:
         return uint8_to_signed(self.images[_preview_indices(len(self.images), n).to(self.images.device)])
 
     def next(self):
+        """(images in [-1, 1], their labels or None)."""
         idx = self.order.next()[self.share].to(self.images.device)
-        return uint8_to_signed(self.images[idx])
+        return uint8_to_signed(self.images[idx]), self.labels[idx] if self.labels is not None else None
 
     def state_dict(self):
         return self.order.state_dict()
@@ -221,6 +224,7 @@ class LoaderBatches:
         self.order = Permutation(len(dataset), batch_size * world, seed)
         self.share = slice(rank * batch_size, (rank + 1) * batch_size)
         self.dataset, self.device = dataset, device
+        self.num_classes = len(dataset.classes)  # ImageFolder: one class per subfolder
         self.loader = DataLoader(dataset, batch_sampler=_RestOfEpoch(self), num_workers=workers,
                                  pin_memory=device.type == "cuda", persistent_workers=workers > 0)
         self.it = None
@@ -237,9 +241,9 @@ class LoaderBatches:
             self.it = None
         if self.it is None:
             self.it = iter(self.loader)
-        x, _ = next(self.it)
+        x, y = next(self.it)
         self.order.pos += self.order.batch_size
-        return x.to(self.device, non_blocking=True)
+        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
     def state_dict(self):
         return self.order.state_dict()
@@ -268,8 +272,9 @@ class _RestOfEpoch:
 
 
 def batches(cfg_data, batch_size, device, seed, rank=0, world=1):
-    """The training batch source for a data config: in memory when the dataset is a tensor, else a DataLoader."""
-    data = load(cfg_data, train=True)
-    if isinstance(data, torch.Tensor):
-        return TensorBatches(data, batch_size, device, seed, rank, world)
-    return LoaderBatches(data, batch_size, device, seed, cfg_data.workers, rank, world)
+    """The training batch source for a data config: in memory when the dataset is a tensor, else a DataLoader.
+    Its num_classes is None for the toy points, which have no class labels."""
+    if cfg_data.name == "folder":
+        return LoaderBatches(_folder(cfg_data), batch_size, device, seed, cfg_data.workers, rank, world)
+    images, labels = load_labeled(cfg_data, train=True)
+    return TensorBatches(images, batch_size, device, seed, rank, world, None if toy.is_toy(cfg_data) else labels)

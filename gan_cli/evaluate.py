@@ -17,15 +17,18 @@ class Evaluator:
 
     def __init__(self, cfg_data, dev, n, seed, cache_dir, inception_net=None):
         self.net, self.accuracy = classifier.load_or_train(cfg_data, dev, cache_dir)
-        real, _ = data.load_labeled(cfg_data, train=False)
+        real, self.real_labels = data.load_labeled(cfg_data, train=False)
         self.real = data.uint8_to_signed(real)
         self.real_feats, self.real_logits = self.net.embed(self.real)
         self.n, self.seed, self.device, self.inception = n, seed, dev, inception_net
 
     @torch.no_grad()
-    def __call__(self, G, latent_dim):
+    def __call__(self, G, latent_dim, num_classes=None):
+        """The metrics of G's samples; a conditional G (num_classes) is asked for every class equally often,
+        and also scored on whether its images show the class asked for."""
         z = torch.randn(self.n, latent_dim, generator=torch.Generator().manual_seed(self.seed))
-        fake = generate(G, z.to(self.device))
+        y = torch.arange(self.n) % num_classes if num_classes else None
+        fake = generate(G, z.to(self.device), None if y is None else y.to(self.device))
         feats, logits = self.net.embed(fake)
         feats, logits, real_feats = feats.cpu(), logits.cpu(), self.real_feats.cpu()
         m = min(len(real_feats), len(feats))  # precision/recall compare sets of equal size
@@ -42,9 +45,22 @@ class Evaluator:
             "inception_score": score, "inception_score_std": score_std,
             "class_entropy": entropy, "classes_covered": covered, "class_histogram": hist,
         }
+        if num_classes:
+            result.update(self._conditional(feats, logits, y, num_classes))
         if self.inception is not None:
             result.update(self._inception(fake))
         return result
+
+    def _conditional(self, feats, logits, y, num_classes):
+        """conditional_accuracy: the share of images the classifier puts in the class they were drawn for.
+        intra_fd: the mean over classes of the FD between one class's samples and that class's real test images
+        (null for a class with fewer than two of either: a covariance needs two)."""
+        real_feats, real_y = self.real_feats.cpu(), self.real_labels.cpu()
+        per_class = [metrics.frechet_distance(real_feats[real_y == c], feats[y == c])
+                     if min((real_y == c).sum(), (y == c).sum()) >= 2 else None for c in range(num_classes)]
+        known = [fd for fd in per_class if fd is not None]
+        return {"conditional_accuracy": (logits.argmax(1) == y).double().mean().item(),
+                "intra_fd": sum(known) / len(known) if known else None, "fd_per_class": per_class}
 
     def _inception(self, fake):
         from torchmetrics.image.fid import FrechetInceptionDistance
@@ -92,7 +108,8 @@ def evaluate(cfg):
     evaluator = make_evaluator(cfg_data, dev, cfg.n, cfg.seed, cfg.cache_dir, net)
     result = {"step": ckpt["step"], "n": cfg.n, "seed": cfg.seed, "data": cfg_data.name,
               "ema": bool(cfg.ema and ckpt.get("G_ema")),
-              "classifier_accuracy": getattr(evaluator, "accuracy", None), **evaluator(G, latent_dim)}
+              "classifier_accuracy": getattr(evaluator, "accuracy", None),
+              **evaluator(G, latent_dim, ckpt.get("num_classes"))}
     path = Path(ckpt["path"])
     out = path.parent / "metrics.json"
     try:
@@ -103,7 +120,7 @@ def evaluate(cfg):
     except (OSError, ValueError) as e:
         raise EnvironmentProblem(f"cannot update {out} ({e}); move or fix that file") from None
     for key, value in result.items():
-        if key != "class_histogram":
+        if not isinstance(value, list):  # class_histogram, fd_per_class: in metrics.json
             print(f"{key:>22}: {value:.4f}" if isinstance(value, float) else f"{key:>22}: {value}")
     print(f"wrote {out} [{path.name}]")
     return result

@@ -7,10 +7,16 @@ import torch
 
 
 def noise(n, latent_dim, seed, truncation=None):
-    """z ~ N(0, I), shape (n, latent_dim). With truncation=psi > 0, each entry with |z_i| > psi is drawn again
-    (from the same generator) until none is: the normal truncated to [-psi, psi], not clipped onto its edges."""
+    """z ~ N(0, I), shape (n, latent_dim), drawn a row at a time, so the first k rows are the same for any n >= k
+    (one draw of n x latent_dim would not promise that: torch draws small and large tensors differently).
+    With truncation=psi > 0, each entry with |z_i| > psi is drawn again (from the same generator) until none
+    is: the normal truncated to [-psi, psi], not clipped onto its edges."""
     gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, latent_dim, generator=gen)
+    return torch.stack([_row(latent_dim, gen, truncation) for _ in range(n)])
+
+
+def _row(latent_dim, gen, truncation):
+    z = torch.randn(latent_dim, generator=gen)
     if truncation:
         while (outside := z.abs() > truncation).any():
             z[outside] = torch.randn(int(outside.sum()), generator=gen)
@@ -37,3 +43,83 @@ def interpolations(seeds, latent_dim, steps, truncation=None):
     endpoint is that seed's first noise vector, the z of gan-sample's first image with that seed."""
     ends = [noise(1, latent_dim, seed, truncation)[0] for seed in seeds]
     return torch.stack([slerp(a, b, steps) for a, b in zip(ends[:-1], ends[1:])])
+
+
+class Labels:
+    """The class labels gan-sample gives a G (its `label=`), checked against the checkpoint's classes.
+
+    label: None (an unconditional G; a conditional one draws the classes in turn), a class number, "all" (one
+    row per class), or for mode=interpolate one class per seed, walked between along each row.
+    """
+
+    def __init__(self, label, num_classes):
+        from omegaconf import ListConfig
+
+        from gan_cli.errors import ConfigError
+
+        self.label, self.num_classes = (list(label) if isinstance(label, (list, ListConfig)) else label), num_classes
+        if label is None:
+            return
+        if not num_classes:
+            raise ConfigError(f"label={label}: this checkpoint's G is unconditional (trained without "
+                              "model.conditional=true) and takes no label; drop label=")
+        for value in (self.label if isinstance(self.label, list) else [self.label]):
+            if value == "all" and not isinstance(self.label, list):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"label must be a class number, all, or (mode=interpolate) a list of class "
+                                  f"numbers, got {label!r}; e.g. label=7")
+            if not 0 <= value < num_classes:
+                raise ConfigError(f"label={value} is out of range: this G draws classes 0 to {num_classes - 1}; "
+                                  "pick one of those, or label=all for a row of each")
+
+    @property
+    def folder_suffix(self):
+        return "" if self.label is None else f"_label{self.label}"
+
+    @property
+    def described(self):
+        return {None: "", "all": ", one row per class"}.get(self.label, f" of class {self.label}")
+
+    def for_samples(self, n, latent_dim, seed, truncation, nrow):
+        """(z, labels or None, images per grid row) for mode=sample. label=all: one row of nrow images per
+        class, the same noise down each column."""
+        import torch
+
+        from gan_cli.errors import ConfigError
+
+        if isinstance(self.label, list):
+            raise ConfigError("a list of labels is for mode=interpolate (one class per seed); with mode=sample "
+                              "give one class, e.g. label=7, or label=all")
+        if self.label == "all":
+            z = noise(nrow, latent_dim, seed, truncation).repeat(self.num_classes, 1)
+            return z, torch.arange(self.num_classes).repeat_interleave(nrow), nrow
+        z = noise(n, latent_dim, seed, truncation)
+        if not self.num_classes:
+            return z, None, nrow
+        y = torch.full((n,), self.label) if self.label is not None else torch.arange(n) % self.num_classes
+        return z, y, nrow
+
+    def for_interpolations(self, n_seeds, steps):
+        """Labels for the rows of mode=interpolate, (pairs, steps), or class weights (pairs, steps, classes) that
+        walk from one seed's class to the next's; None for an unconditional G. label=None: row r holds class r."""
+        import torch
+        import torch.nn.functional as F
+
+        from gan_cli.errors import ConfigError
+
+        if not self.num_classes:
+            return None
+        pairs = n_seeds - 1
+        if self.label == "all":
+            raise ConfigError("label=all is for mode=sample; with mode=interpolate hold one class (label=7) or give "
+                              "one class per seed to walk between them (seeds=[0,1] label=[3,8])")
+        if isinstance(self.label, list):
+            if len(self.label) != n_seeds:
+                raise ConfigError(f"label={self.label} gives {len(self.label)} classes for {n_seeds} seeds; give one "
+                                  "class per seed, e.g. seeds=[0,1] label=[3,8]")
+            ends = F.one_hot(torch.tensor(self.label), self.num_classes).float()
+            t = torch.linspace(0, 1, steps)[None, :, None]
+            return (1 - t) * ends[:-1, None] + t * ends[1:, None]
+        held = torch.arange(pairs) % self.num_classes if self.label is None else torch.full((pairs,), self.label)
+        return held[:, None].expand(pairs, steps)

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from gan_cli import dist
 from gan_cli.errors import NonFiniteError
 from gan_cli.losses import logits_from_probabilities
+from gan_cli.models import call
 from gan_cli.speed import Speed, has_batch_norm
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class TrainState:
     rank: int = 0
     world: int = 1
     d_probability: bool = False  # D ends in a sigmoid (model.d_output): its scores are probabilities, not logits
+    num_classes: Optional[int] = None  # a class-conditional G and D take labels in range(num_classes)
 
     def __post_init__(self):
         device = next(self.G.parameters()).device
@@ -57,7 +59,7 @@ class TrainState:
         """The G that makes pictures and is evaluated: the moving average, with fresh statistics, if any."""
         if self.G_ema is None:
             return self.G
-        standing_stats(self.G_ema.module, latent_dim)
+        standing_stats(self.G_ema.module, latent_dim, self.num_classes)
         return self.G_ema.module
 
 
@@ -66,15 +68,27 @@ def ema_of(G, decay):
     return AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False)
 
 
-def standing_stats(G, latent_dim, batches=16, m=256):
+def standing_stats(G, latent_dim, num_classes=None, batches=16, m=256):
     """Batch-norm statistics measured for G's own weights (averaged weights need their own).
 
     The noise comes from a fixed generator: the same weights always get the same statistics, and
-    training's random stream is not touched.
+    training's random stream is not touched. A conditional G sees every class equally often.
     """
     gen = torch.Generator().manual_seed(0)
     device = next(G.parameters()).device
-    update_bn([torch.randn(m, latent_dim, generator=gen).to(device) for _ in range(batches)], G)
+    net = _WithLabels(G, torch.arange(m, device=device) % num_classes) if num_classes else G
+    update_bn([torch.randn(m, latent_dim, generator=gen).to(device) for _ in range(batches)], net)
+
+
+class _WithLabels(nn.Module):
+    """G(z, y) with fixed labels, for update_bn, which passes its batches as the only input."""
+
+    def __init__(self, G, y):
+        super().__init__()
+        self.G, self.y = G, y
+
+    def forward(self, z):
+        return self.G(z, self.y)
 
 
 class NonFiniteStep(Exception):
@@ -101,6 +115,15 @@ def noise(m, latent_dim, device, rank=0, world=1):
     return z[rank * m:(rank + 1) * m] if world > 1 else z
 
 
+def fake_labels(s, m, device):
+    """Labels for G's samples, uniform over the classes and drawn from the training RNG as the noise is (so a
+    resumed run draws what a straight one would); None for an unconditional model, which draws nothing."""
+    if not s.num_classes:
+        return None
+    y = torch.randint(s.num_classes, (m * s.world,), device=device)
+    return y[s.rank * m:(s.rank + 1) * m] if s.world > 1 else y
+
+
 def _update(s, net, opt, scaler, loss, name):
     """Backward, then (if the loss and gradient are finite) one optimizer step; returns the gradient norm.
     Gradients are None on entry: freed after each step here, and by _skip_or_stop after a skipped one."""
@@ -123,27 +146,29 @@ def _logits(s, scores):
     return logits_from_probabilities(scores) if s.d_probability else scores
 
 
-def d_step(s, loss, real, z):
-    """One ascent step on D's objective; G is only evaluated, never differentiated."""
+def d_step(s, loss, real, z, real_y=None, fake_y=None):
+    """One ascent step on D's objective; G is only evaluated, never differentiated. A conditional D scores
+    the real images with their own labels and the fakes with the labels G drew them for."""
     with s.speed.autocast():
         with torch.no_grad():
-            fake = s.G(z)
+            fake = call(s.G, z, fake_y)
         if s.joint_d:  # D without batch norm scores each image alone: one pass over both is the same function
-            logits = _logits(s, s.D_train(torch.cat([real, fake.to(real.dtype)])))
+            both_y = None if real_y is None else torch.cat([real_y, fake_y])
+            logits = _logits(s, call(s.D_train, torch.cat([real, fake.to(real.dtype)]), both_y))
             real_logits, fake_logits = logits[:len(real)], logits[len(real):]
         else:
-            real_logits, fake_logits = _logits(s, s.D_train(real)), _logits(s, s.D_train(fake))
+            real_logits, fake_logits = _logits(s, call(s.D_train, real, real_y)), _logits(s, call(s.D_train, fake, fake_y))
     loss_d = loss.d(real_logits, fake_logits)
     _update(s, s.D, s.opt_d, s.scaler_d, loss_d, "D")
     return loss_d.detach(), torch.sigmoid(real_logits.detach()).mean(), torch.sigmoid(fake_logits.detach()).mean()
 
 
-def g_step(s, loss, z):
+def g_step(s, loss, z, y=None):
     """One descent step on G's loss; D's parameters take no gradient and are not stepped."""
     s.D.requires_grad_(False)
     try:
         with s.speed.autocast():
-            fake_logits = _logits(s, s.D(s.G_train(z)))
+            fake_logits = _logits(s, call(s.D, call(s.G_train, z, y), y))
         loss_g = loss.g(fake_logits)
         grad_norm = _update(s, s.G, s.opt_g, s.scaler_g, loss_g, "G")
     finally:
@@ -152,11 +177,16 @@ def g_step(s, loss, z):
 
 
 def train_step(s, loss, data, cfg, device):
-    """k D steps, each on a fresh real batch and fresh noise, then one G step on fresh noise."""
+    """k D steps, each on a fresh real batch and fresh noise, then one G step on fresh noise
+    (and, for a conditional model, fresh labels)."""
     m, shard = cfg.batch_size, (s.rank, s.world)
     for _ in range(cfg.trainer.d_steps):
-        loss_d, d_real, d_fake = d_step(s, loss, s.speed.batch(data.next()), noise(m, cfg.latent_dim, device, *shard))
-    loss_g, g_norm = g_step(s, loss, noise(m, cfg.latent_dim, device, *shard))
+        real, real_y = data.next()
+        z = noise(m, cfg.latent_dim, device, *shard)
+        loss_d, d_real, d_fake = d_step(s, loss, s.speed.batch(real), z, real_y if s.num_classes else None,
+                                        fake_labels(s, m, device))
+    z = noise(m, cfg.latent_dim, device, *shard)
+    loss_g, g_norm = g_step(s, loss, z, fake_labels(s, m, device))
     if s.G_ema is not None:
         s.G_ema.update_parameters(s.G)
     return torch.stack([loss_d, loss_g, d_real, d_fake, g_norm])

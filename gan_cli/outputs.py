@@ -7,19 +7,36 @@ import json
 import logging
 from pathlib import Path
 
+import torch
 from omegaconf import OmegaConf
 
-from gan_cli import checkpoint, device, dist, toy
+from gan_cli import checkpoint, device, dist, latent, toy
 from gan_cli.board import Board, generate, hparams_of
 from gan_cli.errors import NonFiniteError
 
 log = logging.getLogger(__name__)
 GRID = 64  # images in the fixed-noise sample grid
+ROW = 8  # images per grid row: a conditional run's grid has one row per class, the same 8 noise vectors in each
 SCATTER = 2000  # points in the fixed-noise scatter plot of 2-D toy data
 
 
 def fixed_noise_size(cfg_data):
     return SCATTER if toy.is_toy(cfg_data) else GRID
+
+
+def fixed_inputs(fixed_z, num_classes):
+    """(z, labels) of the sample grid: the fixed noise, or for a conditional run its first ROW vectors once per class."""
+    if not num_classes:
+        return fixed_z, None
+    return fixed_z[:ROW].repeat(num_classes, 1), torch.arange(num_classes).repeat_interleave(ROW)
+
+
+def interpolation_inputs(fixed_z, num_classes):
+    """(z, labels) of the end-of-training strip: rows of ROW steps along the arc between fixed noise vectors,
+    one row per class for a conditional run (the same arc), else four rows (vectors 0 to 1, 2 to 3, ...)."""
+    if num_classes:
+        return latent.slerp(fixed_z[0], fixed_z[1], ROW).repeat(num_classes, 1), torch.arange(num_classes).repeat_interleave(ROW)
+    return torch.cat([latent.slerp(fixed_z[i], fixed_z[i + 1], ROW) for i in range(0, 8, 2)]), None
 
 
 class Follower:
@@ -81,6 +98,10 @@ class Outputs(Follower):
 
     def finish(self, s, final):
         if final and not self.stopper.signum:
+            if not self.toy:
+                z, y = interpolation_inputs(self.fixed_z, s.num_classes)
+                self.board.grid("Samples/interpolation", self._generate(s, z, y), s.step, png_name="interpolation.png",
+                                nrow=ROW)
             self.board.hparams(hparams_of(self.cfg), {f"final/{k}": v for k, v in final.items() if k.startswith("Loss/")},
                                s.step)
 
@@ -91,8 +112,12 @@ class Outputs(Follower):
         super().scalars(values, step)
         self.board.scalars(values, step)
 
+    def _generate(self, s, z, y):
+        dev = next(s.G.parameters()).device
+        return generate(s.sampler(self.cfg.latent_dim), z.to(dev), None if y is None else y.to(dev))
+
     def samples(self, s, step):
-        fake = generate(s.sampler(self.cfg.latent_dim), self.fixed_z.to(next(s.G.parameters()).device))
+        fake = self._generate(s, *fixed_inputs(self.fixed_z, s.num_classes))
         if self.toy:
             self.board.scatter("Samples/scatter", fake, self.real_points, step, png_name=f"step_{step:07d}.png")
         else:
@@ -101,7 +126,7 @@ class Outputs(Follower):
     def evaluate(self, s, step):
         from gan_cli.evaluate import scalars
 
-        result = self.evaluator(s.sampler(self.cfg.latent_dim), self.cfg.latent_dim)
+        result = self.evaluator(s.sampler(self.cfg.latent_dim), self.cfg.latent_dim, s.num_classes)
         self.board.scalars(scalars(result), step)
         with open(self.metrics_log, "a") as f:
             f.write(json.dumps({"step": step, **result}) + "\n")
@@ -120,7 +145,8 @@ class Outputs(Follower):
             "scalers": {"G": s.scaler_g.state_dict(), "D": s.scaler_d.state_dict()},  # empty unless precision=16
             "stats": {"sum": s.stats_sum, "count": s.stats_count, "nonfinite_skips": s.nonfinite_skips},
             "rng": {**device.rng_state(), "data": self.data_src.state_dict()},
-            "fixed_z": self.fixed_z, "config": OmegaConf.to_container(self.cfg, resolve=True),
+            "fixed_z": self.fixed_z, "num_classes": s.num_classes,  # None: unconditional
+            "config": OmegaConf.to_container(self.cfg, resolve=True),
             "overrides": list(self.overrides),
         }
         checkpoint.write(self.run_dir / "checkpoints", payload, step, self.cfg.trainer.keep_last, periodic)

@@ -20,7 +20,7 @@ def generator_from(ckpt, dev, use_ema=True, named_generator=None, trust_code=Fal
         cfg = ckpt["config"]
         custom.require_consent(cfg["model"], ["generator"], {"generator": named_generator}, trust_code, ckpt["path"],
                                for_sampling=True)
-        G = models.generator(cfg["model"], cfg["latent_dim"], data.sample_shape(cfg["data"]))
+        G = models.generator(cfg["model"], cfg["latent_dim"], data.sample_shape(cfg["data"]), ckpt.get("num_classes"))
     except (KeyError, TypeError) as e:
         raise CheckpointError(f"{ckpt['path']}: its stored config lacks {e}; pass a checkpoint written by gan-train") from None
     if use_ema and ckpt.get("G_ema"):  # the moving average of G's weights, when training kept one
@@ -47,23 +47,26 @@ def sample(cfg):
 
     schema.check_sample(cfg)
     G, latent_dim, ckpt, dev = load_generator(cfg)
-    data_cfg, step = ckpt["config"]["data"], ckpt["step"]
-    default = containing_run(ckpt["path"]) / "generated" / (f"seed{cfg.seed}" if cfg.mode == "sample" else "interpolate")
+    data_cfg, step, num_classes = ckpt["config"]["data"], ckpt["step"], ckpt.get("num_classes")
+    labels = latent.Labels(cfg.label, num_classes)
+    default = containing_run(ckpt["path"]) / "generated" / (f"seed{cfg.seed}{labels.folder_suffix}"
+                                                            if cfg.mode == "sample" else "interpolate")
     out = Path(cfg.out).expanduser() if cfg.out else default
     if cfg.mode == "interpolate":
-        seeds = _interpolate(cfg, G, latent_dim, data_cfg, dev, out)
+        seeds = _interpolate(cfg, G, latent_dim, labels, data_cfg, dev, out)
         print(f"wrote interpolations between seeds {seeds} from step {step} of {ckpt['path']} to {out}")
         return out
-    fake = board.generate(G, latent.noise(cfg.n, latent_dim, cfg.seed, cfg.truncation).to(dev)).cpu()
+    z, y, nrow = labels.for_samples(cfg.n, latent_dim, cfg.seed, cfg.truncation, cfg.nrow)
+    fake = board.generate(G, z.to(dev), None if y is None else y.to(dev)).cpu()
     if toy.is_toy(data_cfg):  # points: a scatter over the real data, and their coordinates
         _write(lambda: _write_points(fake, data_cfg, step, out, cfg), out)
     else:
-        _write(lambda: _write_images(board.signed_to_unit(fake), out, cfg), out)
-    print(f"wrote {cfg.n} samples from step {step} of {ckpt['path']} to {out}")
+        _write(lambda: _write_images(board.signed_to_unit(fake), out, cfg.format, nrow), out)
+    print(f"wrote {len(fake)} samples{labels.described} from step {step} of {ckpt['path']} to {out}")
     return out
 
 
-def _interpolate(cfg, G, latent_dim, data_cfg, dev, out):
+def _interpolate(cfg, G, latent_dim, labels, data_cfg, dev, out):
     """One row of cfg.steps images per consecutive pair of seeds (default: seed and seed + 1); returns the seeds."""
     from gan_cli import board, latent, toy
     from gan_cli.errors import ConfigError
@@ -72,7 +75,9 @@ def _interpolate(cfg, G, latent_dim, data_cfg, dev, out):
         raise ConfigError("mode=interpolate draws images; for the toy data's points use mode=sample")
     seeds = list(cfg.seeds) if cfg.seeds else [cfg.seed, cfg.seed + 1]
     z = latent.interpolations(seeds, latent_dim, cfg.steps, cfg.truncation)  # (pairs, steps, latent_dim)
-    rows = board.signed_to_unit(board.generate(G, z.flatten(0, 1).to(dev))).unflatten(0, z.shape[:2])
+    y = labels.for_interpolations(len(seeds), cfg.steps)  # None, or (pairs, steps[, classes])
+    fake = board.generate(G, z.flatten(0, 1).to(dev), None if y is None else y.flatten(0, 1).to(dev))
+    rows = board.signed_to_unit(fake).unflatten(0, z.shape[:2])
     _write(lambda: _write_interpolation(rows, out), out)
     return seeds
 
@@ -108,18 +113,18 @@ def _write_interpolation(rows, out):
     frames[0].save(out / "interpolation.gif", save_all=True, append_images=frames[1:], duration=120, loop=0)
 
 
-def _write_images(images, out, cfg):
+def _write_images(images, out, format, nrow):
     """grid.png, and with format=png one PNG per image, with format=npz images.npz (uint8, N x H x W x C)."""
     import numpy as np
     import torch
 
     from gan_cli.board import save_png, tile
 
-    save_png(tile(images, cfg.nrow), out / "grid.png")
-    if cfg.format == "png":
+    save_png(tile(images, nrow), out / "grid.png")
+    if format == "png":
         for i, image in enumerate(images):
             save_png(image, out / f"{i:05d}.png")
-    elif cfg.format == "npz":
+    elif format == "npz":
         array = (images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
         np.savez_compressed(out / "images.npz", images=array)
 

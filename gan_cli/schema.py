@@ -24,6 +24,7 @@ class MLPConfig:
     g_hidden: List[int] = MISSING
     d_hidden: List[int] = MISSING
     dropout: float = MISSING
+    conditional: bool = MISSING
 
 
 @dataclass
@@ -34,6 +35,7 @@ class DCGANConfig:
     d_features: int = MISSING
     d_norm: str = MISSING
     d_extra: int = MISSING
+    conditional: bool = MISSING
 
 
 @dataclass
@@ -42,6 +44,7 @@ class CustomConfig:
     generator: Any = MISSING  # {_target_: module.Class, and any constructor keys}
     discriminator: Any = MISSING
     d_output: str = MISSING
+    conditional: bool = MISSING
 
 
 @dataclass
@@ -142,6 +145,7 @@ class SampleConfig:
     seeds: Optional[List[int]] = MISSING
     steps: int = MISSING
     truncation: Optional[float] = MISSING
+    label: Any = MISSING
     ema: bool = MISSING
     generator: Optional[str] = MISSING
     trust_code: bool = MISSING

@@ -51,7 +51,7 @@ class PointsEvaluator:
         self.n, self.seed, self.device = n, seed, dev
 
     @torch.no_grad()
-    def __call__(self, G, latent_dim):
+    def __call__(self, G, latent_dim, num_classes=None):  # the points have no classes: G is never conditional
         from gan_cli.board import generate
 
         z = torch.randn(self.n, latent_dim, generator=torch.Generator().manual_seed(self.seed))

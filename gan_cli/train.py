@@ -75,7 +75,8 @@ def build(cfg):
     torch.manual_seed(cfg.seed)  # the same on every rank: the nets start equal, the noise is drawn equal
     rank, world = dist.rank(), dist.world_size()
     data_src = data.batches(cfg.data, cfg.batch_size, dev, cfg.seed, rank, world)
-    G, D = models.build(cfg.model, cfg.latent_dim, data.sample_shape(cfg.data))
+    G, D = models.build(cfg.model, cfg.latent_dim, data.sample_shape(cfg.data), data_src.num_classes)
+    num_classes = data_src.num_classes if cfg.model.conditional else None
     fast = speed.resolve(cfg.trainer, dev, convolutional=cfg.model.name == "dcgan", builtin=cfg.model.name != "custom")
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN times its algorithms once and keeps the fastest
@@ -84,7 +85,7 @@ def build(cfg):
     s = TrainState(G, D, fast.optimizer(instantiate(cfg.optimizer.generator), G.parameters()),
                    fast.optimizer(instantiate(cfg.optimizer.discriminator), D.parameters()),
                    G_ema=ema_of(G, cfg.trainer.ema_decay) if cfg.trainer.ema_decay else None, speed=fast,
-                   G_train=G_train, D_train=D_train, rank=rank, world=world)
+                   G_train=G_train, D_train=D_train, rank=rank, world=world, num_classes=num_classes)
     return s, data_src, losses.build(cfg.loss)
 
 
@@ -103,6 +104,8 @@ def _describe(s, data_src, cfg, run_dir):
     for line in (f"run folder: {run_dir.resolve()}",
                  f"device: {fast.device}, {precision}{threads}" + (f", {s.world} processes" if s.world > 1 else ""),
                  f"G: {size(s.G)}", f"D: {size(s.D)}" + (" (outputs read as probabilities)" if s.d_probability else ""),
+                 *([f"conditional on {s.num_classes} classes: D sees real labels, G's are drawn uniformly"]
+                   if s.num_classes else []),
                  f"data: {cfg.data.name}, {len(data_src):,} training samples of shape {data.sample_shape(cfg.data)}",
                  f"loss: {cfg.loss.name}; k = {t.d_steps} D step(s) per G step; batch {cfg.batch_size}; "
                  f"steps {s.step} -> {t.steps}"):
@@ -117,8 +120,9 @@ def _check_contract(s, data_src, cfg):
 
     dev = s.speed.device
     z = torch.randn(cfg.batch_size, cfg.latent_dim, generator=torch.Generator().manual_seed(cfg.seed)).to(dev)
+    y = torch.arange(cfg.batch_size, device=dev) % s.num_classes if s.num_classes else None
     d_output = cfg.model.d_output if cfg.model.name == "custom" else "logits"
-    return contract.check(s.G, s.D, z, data_src.preview(cfg.batch_size).to(dev), d_output)
+    return contract.check(s.G, s.D, z, data_src.preview(cfg.batch_size).to(dev), d_output, y)
 
 
 def _evaluator(cfg, dev):

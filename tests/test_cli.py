@@ -43,7 +43,7 @@ def test_gan_sample_same_seed_same_images_npz(trained, tmp_path):
     for seed, out in ((3, "a"), (3, "b"), (4, "c")):
         cfg = OmegaConf.create({"ckpt": f"{trained}/checkpoints/last.pt", "n": 5, "seed": seed, "format": "npz",
                                 "out": str(tmp_path / out), "device": "cpu", "nrow": 8, "ema": True,
-                                "generator": None, "trust_code": False, "mode": "sample", "seeds": None,
+                                "generator": None, "trust_code": False, "label": None, "mode": "sample", "seeds": None,
                                 "steps": 8, "truncation": None})
         arrays.append(np.load(sample(cfg) / "images.npz")["images"])
     assert arrays[0].shape == (5, 28, 28, 1) and arrays[0].dtype == np.uint8

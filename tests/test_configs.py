@@ -33,16 +33,17 @@ def compose_train(*overrides):
 
 def builds(cfg):
     """G and D for the config, one step of each optimizer, and the loss on D's logits."""
-    G, D = models.build(cfg.model, cfg.latent_dim, data.sample_shape(cfg.data))
+    G, D = models.build(cfg.model, cfg.latent_dim, data.sample_shape(cfg.data), num_classes=10)
     opt_g = instantiate(cfg.optimizer.generator)(G.parameters())
     opt_d = instantiate(cfg.optimizer.discriminator)(D.parameters())
     loss = losses.build(cfg.loss)
-    fake = G(torch.randn(2, cfg.latent_dim))
+    y = torch.tensor([3, 7]) if cfg.model.conditional else None
+    fake = models.call(G, torch.randn(2, cfg.latent_dim), y)
     assert fake.shape[1:] == data.sample_shape(cfg.data)
-    loss_d = loss.d(D(fake.detach()), D(fake.detach()))
+    loss_d = loss.d(models.call(D, fake.detach(), y), models.call(D, fake.detach(), y))
     loss_d.backward()
     opt_d.step()
-    loss.g(D(fake)).backward()
+    loss.g(models.call(D, fake, y)).backward()
     opt_g.step()
     assert torch.isfinite(loss_d)
 

@@ -29,8 +29,12 @@ def test_resized_once_to_the_configured_size(mnist_root):
 
 def test_batches_are_in_minus_one_to_one(mnist_root):
     src = data.batches(data_cfg(root=str(mnist_root)), 16, torch.device("cpu"), seed=0)
-    x = src.next()
+    x, y = src.next()
     assert x.shape == (16, 1, 28, 28) and x.min() >= -1 and x.max() == 1
+    images, labels = data.load_labeled(data_cfg(root=str(mnist_root)))
+    first = src.order.perm[:16]
+    assert torch.equal(y, labels[first]) and torch.equal(x, data.uint8_to_signed(images[first]))  # each its own label
+    assert src.num_classes == 10
 
 
 def test_missing_mnist_offline_names_the_folder_and_the_offline_option(tmp_path):
@@ -97,13 +101,14 @@ def test_image_folder_through_dataloader_resumes_in_order(tmp_path):
             Image.new("RGB", (40, 30), (i * 50, 10, 200 if cls == "a" else 0)).save(tmp_path / cls / f"{i}.png")
     cfg = data_cfg(name="folder", path=str(tmp_path), image_size=16, channels=3)
     src = data.batches(cfg, 4, torch.device("cpu"), seed=0)
-    x = src.next()
+    x, y = src.next()
     assert x.shape == (4, 3, 16, 16) and x.min() >= -1 and x.max() <= 1
+    assert src.num_classes == 2 and torch.equal(y, (x[:, 2].mean((1, 2)) < 0).long())  # class b: no blue
     state = src.state_dict()
     ahead = [src.next() for _ in range(3)]
     again = data.batches(cfg, 4, torch.device("cpu"), seed=5)
     again.load_state_dict(state)
-    assert all(torch.equal(a, b) for a, b in zip(ahead, [again.next() for _ in range(3)]))
+    assert all(torch.equal(a, b) for pair in zip(ahead, [again.next() for _ in range(3)]) for a, b in zip(*pair))
 
 
 def test_folder_without_path_or_images_is_a_config_error(tmp_path):
@@ -127,7 +132,8 @@ def test_ranks_take_disjoint_slices_of_the_global_batch(tmp_path, mnist_root, so
     one = data.batches(cfg, 8, torch.device("cpu"), seed=3)
     ranks = [data.batches(cfg, 4, torch.device("cpu"), seed=3, rank=r, world=2) for r in (0, 1)]
     for _ in range(5):  # past an epoch boundary of the 16-image folder
-        assert torch.equal(one.next(), torch.cat([r.next() for r in ranks]))
+        (x, y), shares = one.next(), [r.next() for r in ranks]
+        assert torch.equal(x, torch.cat([s[0] for s in shares])) and torch.equal(y, torch.cat([s[1] for s in shares]))
 
 
 def test_the_real_preview_is_drawn_across_a_class_sorted_split():

@@ -96,7 +96,7 @@ def test_toy_ring8_trains_and_scores_modes(make_cfg, tmp_path):
     assert (tmp_path / "samples" / "step_0000004.png").is_file()
     # gan-sample of points: a scatter over the real data, and the coordinates
     out = sample(OmegaConf.create({"ckpt": str(tmp_path), "n": 50, "seed": 0, "format": "npz", "out": str(tmp_path / "g"),
-                                   "device": "cpu", "nrow": 8, "ema": True, "generator": None, "trust_code": False,
+                                   "device": "cpu", "nrow": 8, "ema": True, "generator": None, "trust_code": False, "label": None,
                                    "mode": "sample", "seeds": None, "steps": 8, "truncation": None}))
     assert (out / "scatter.png").is_file() and np.load(out / "points.npz")["points"].shape == (50, 2)
 
@@ -148,3 +148,26 @@ def test_ema_samples_and_resumes_exactly(make_cfg, mnist_root, tmp_path):
     train(make_cfg(f"resume={tmp_path / 'b'}", "trainer.steps=4"), tmp_path / "b", ["trainer.steps=4"])
     resumed = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=True)
     assert all(torch.equal(raw["G_ema"][k], resumed["G_ema"][k]) for k in raw["G_ema"])
+
+
+def test_conditional_accuracy_and_intra_class_fd_tell_a_g_that_draws_the_asked_class(mnist_root, cache):
+    cfg_data = OmegaConf.create({"name": "mnist", "root": str(mnist_root), "path": None, "image_size": 28,
+                                 "channels": 1, "download": False, "workers": 0})
+    ev = evaluate.Evaluator(cfg_data, torch.device("cpu"), n=40, seed=0, cache_dir=cache)
+    images, labels = data.load_labeled(cfg_data, train=True)
+    images = data.uint8_to_signed(images)
+
+    class ByClass(torch.nn.Module):  # draws a real training image of class y + shift for label y
+        def __init__(self, shift):
+            super().__init__()
+            self.shift = shift
+
+        def forward(self, z, y):
+            wanted = (y + self.shift) % 10
+            return torch.stack([images[labels == c][i % int((labels == c).sum())] for i, c in enumerate(wanted.tolist())])
+
+    right, wrong = ev(ByClass(0), 4, num_classes=10), ev(ByClass(1), 4, num_classes=10)
+    assert right["conditional_accuracy"] >= 0.9 and wrong["conditional_accuracy"] <= 0.1
+    assert len(right["fd_per_class"]) == 10
+    assert right["fd_per_class"][0] is None  # one test image of class 0: no covariance to compare with
+    assert right["intra_fd"] < wrong["intra_fd"]

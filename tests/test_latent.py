@@ -15,7 +15,10 @@ def test_truncation_never_draws_beyond_psi_and_repeats_for_a_seed():
     assert z.abs().max() <= 0.5 and torch.equal(z, latent.noise(2000, 64, seed=3, truncation=0.5))
     assert z.std() > 0.25  # resampled inside [-0.5, 0.5], not clipped onto its edges (std 0.5 if clipped)
     assert (z.abs() == 0.5).sum() == 0
-    assert torch.equal(latent.noise(5, 8, seed=1), torch.randn(5, 8, generator=torch.Generator().manual_seed(1)))
+    for latent_dim in (8, 100):  # the first rows do not depend on how many are drawn
+        assert torch.equal(latent.noise(5, latent_dim, seed=1)[:2], latent.noise(2, latent_dim, seed=1))
+        ends = latent.interpolations([1, 4], latent_dim, 3)[0, [0, -1]]
+        assert torch.allclose(ends, torch.stack([latent.noise(7, latent_dim, seed=s)[0] for s in (1, 4)]), atol=1e-5)
 
 
 def test_slerp_keeps_its_ends_and_walks_the_arc():
@@ -30,7 +33,7 @@ def test_slerp_keeps_its_ends_and_walks_the_arc():
 def sample_cfg(ckpt, out, **kw):
     return OmegaConf.create({"ckpt": str(ckpt), "n": 4, "seed": 0, "format": "npz", "out": str(out), "device": "cpu",
                              "nrow": 8, "mode": "sample", "seeds": None, "steps": 5, "truncation": None, "ema": True,
-                             "generator": None, "trust_code": False, **kw})
+                             "generator": None, "trust_code": False, "label": None, **kw})
 
 
 def test_interpolation_endpoints_are_the_seeds_own_samples(make_cfg, tmp_path):

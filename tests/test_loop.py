@@ -30,7 +30,7 @@ class RecordingData:
 
     def next(self):
         self.batches.append(torch.rand(6, 1, 8, 8) * 2 - 1)
-        return self.batches[-1]
+        return self.batches[-1], None
 
 
 class NullOut:

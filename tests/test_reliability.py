@@ -185,8 +185,8 @@ def poison_batch(monkeypatch, at_call):
 
     def next_batch(self):
         calls.append(1)
-        batch = real_next(self)
-        return batch * float("nan") if len(calls) == at_call else batch
+        x, y = real_next(self)
+        return (x * float("nan") if len(calls) == at_call else x), y
 
     monkeypatch.setattr(data.TensorBatches, "next", next_batch)
 
@@ -226,7 +226,7 @@ def good_ckpt(tmp_path_factory, mnist_root):
 
 def sample_cfg(ckpt, out):
     return OmegaConf.create({"ckpt": str(ckpt), "n": 4, "seed": 0, "format": "grid", "out": str(out),
-                             "device": "cpu", "nrow": 8, "ema": True, "generator": None, "trust_code": False,
+                             "device": "cpu", "nrow": 8, "ema": True, "generator": None, "trust_code": False, "label": None,
                              "mode": "sample", "seeds": None, "steps": 8, "truncation": None})
 
 

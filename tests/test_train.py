@@ -30,7 +30,7 @@ def test_a_run_writes_checkpoints_tensorboard_and_grids(make_cfg, mnist_root, tm
     tags = ea.Tags()
     for tag in ("Loss/D", "Loss/G", "D/real", "D/fake", "Grad/G_norm", "Speed/images_per_sec"):
         assert [e.step for e in ea.Scalars(tag)] == [2, 4], tag
-    assert set(tags["images"]) == {"Samples/real", "Samples/fixed_noise"}
+    assert set(tags["images"]) == {"Samples/real", "Samples/fixed_noise", "Samples/interpolation"}
     assert [e.step for e in ea.Images("Samples/fixed_noise")] == [2, 4]
     assert "config/text_summary" in tags["tensors"]
     assert (tmp_path / "samples" / "real.png").is_file() and (tmp_path / "samples" / "step_0000004.png").is_file()

@@ -10,15 +10,16 @@ from gan_cli.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from gan_cli.models.mlp import MLPDiscriminator, MLPGenerator
 
 # Keys added to a model after its first release, at the values that build what older checkpoints hold.
-ADDED_KEYS = {"dcgan": {"d_norm": "batch", "g_extra": 0, "d_extra": 0}}
+ADDED_KEYS = {"dcgan": {"d_norm": "batch", "g_extra": 0, "d_extra": 0, "conditional": False},
+              "mlp": {"conditional": False}, "custom": {"conditional": False}}
 
 
-def _mlp(m, latent_dim, shape):
-    return (MLPGenerator(latent_dim, shape, hidden=list(m["g_hidden"])),
-            MLPDiscriminator(shape, hidden=list(m["d_hidden"]), dropout=m["dropout"]))
+def _mlp(m, latent_dim, shape, num_classes):
+    return (MLPGenerator(latent_dim, shape, hidden=list(m["g_hidden"]), num_classes=num_classes),
+            MLPDiscriminator(shape, hidden=list(m["d_hidden"]), dropout=m["dropout"], num_classes=num_classes))
 
 
-def _dcgan(m, latent_dim, shape):
+def _dcgan(m, latent_dim, shape, num_classes):
     if len(shape) != 3:
         raise ConfigError("model=dcgan makes images; the 2-D toy data needs model=mlp (or +experiment=ring8)")
     channels, image_size = shape[0], shape[-1]
@@ -32,11 +33,11 @@ def _dcgan(m, latent_dim, shape):
         if not isinstance(m[key], int) or m[key] < 0:
             raise ConfigError(f"model.{key} must be a whole number >= 0 (extra 3x3 convolutions per {net} block), "
                               f"got {m[key]!r}")
-    return (DCGANGenerator(latent_dim, channels, image_size, m["g_features"], m["g_extra"]),
-            DCGANDiscriminator(channels, image_size, m["d_features"], norm, m["d_extra"]))
+    return (DCGANGenerator(latent_dim, channels, image_size, m["g_features"], m["g_extra"], num_classes),
+            DCGANDiscriminator(channels, image_size, m["d_features"], norm, m["d_extra"], num_classes))
 
 
-MODELS = {"mlp": _mlp, "dcgan": _dcgan, "custom": lambda m, latent_dim, shape: custom.build(m, latent_dim, shape)}
+MODELS = {"mlp": _mlp, "dcgan": _dcgan, "custom": custom.build}
 
 
 def with_added_keys(model_cfg):
@@ -45,17 +46,33 @@ def with_added_keys(model_cfg):
     return {**ADDED_KEYS.get(model.get("name"), {}), **model}
 
 
-def generator(model_cfg, latent_dim, shape):
+def generator(model_cfg, latent_dim, shape, num_classes=None):
     """G alone (gan-sample, gan-eval): a custom D's class is never imported for sampling."""
     if model_cfg["name"] == "custom":
-        return custom.build(model_cfg, latent_dim, tuple(shape), nets=("generator",))[0]
-    return build(model_cfg, latent_dim, shape)[0]
+        model = with_added_keys(model_cfg)
+        return custom.build(model, latent_dim, tuple(shape), _classes(model, num_classes), nets=("generator",))[0]
+    return build(model_cfg, latent_dim, shape, num_classes)[0]
 
 
-def build(model_cfg, latent_dim, shape):
+def call(net, x, y=None):
+    """net(x), or net(x, y) with the labels of a conditional model."""
+    return net(x) if y is None else net(x, y)
+
+
+def _classes(model, num_classes):
+    """How many classes the nets take: 0 for an unconditional model."""
+    if model["conditional"] and not num_classes:
+        raise ConfigError("model.conditional=true needs class labels, and this data has none; train it on labeled "
+                          "data (mnist5k, mnist, fashion_mnist, cifar10, folder) or drop model.conditional")
+    return num_classes if model["conditional"] else 0
+
+
+def build(model_cfg, latent_dim, shape, num_classes=None):
     """(G, D) for a model config (a DictConfig or the plain dict stored in a checkpoint) and a sample shape:
-    (C, H, W) for images, (2,) for points."""
+    (C, H, W) for images, (2,) for points. A conditional model (model.conditional) takes labels in
+    range(num_classes), which the data decides."""
     name = model_cfg["name"]
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    return MODELS[name](with_added_keys(model_cfg), latent_dim, tuple(shape))
+    model = with_added_keys(model_cfg)
+    return MODELS[name](model, latent_dim, tuple(shape), _classes(model, num_classes))

@@ -34,11 +34,14 @@ def require_consent(model_cfg, nets, named, trust, source, for_sampling=False):
                               "(or trust_code=true)")
 
 
-def build(model_cfg, latent_dim, shape, nets=NETS):
-    """The user's nets, each constructed with latent_dim, channels, image_size and its extra config keys."""
+def build(model_cfg, latent_dim, shape, num_classes=0, nets=NETS):
+    """The user's nets, each constructed with latent_dim, channels, image_size (and num_classes, for a
+    conditional model) and its extra config keys."""
     if len(shape) != 3:
         raise ConfigError("model=custom makes images; the 2-D toy data needs model=mlp")
     sizes = {"latent_dim": latent_dim, "channels": shape[0], "image_size": shape[-1]}
+    if num_classes:
+        sizes["num_classes"] = num_classes
     return tuple(construct(model_cfg[net], f"model.{net}", sizes) for net in nets)
 
 
@@ -66,7 +69,8 @@ def construct(node, key, sizes):
     except TypeError as e:
         wants = _parameters(cls)
         raise ConfigError(f"{path}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) failed: {e}. gan-cli passes "
-                          f"latent_dim, channels, image_size and the keys under {key}; its constructor takes "
+                          f"latent_dim, channels, image_size{', num_classes' if 'num_classes' in sizes else ''} "
+                          f"and the keys under {key}; its constructor takes "
                           f"({wants})") from None
     except Exception as e:
         raise ConfigError(f"{path}(...) raised {type(e).__name__}: {e}") from None

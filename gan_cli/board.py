@@ -119,7 +119,7 @@ def generate(G, z, y=None, batch=256):
     was_training = G.training
     G.eval()
     try:
-        ys = y.split(batch) if y is not None else [None] * len(z.split(batch))
+        ys = y.to(z.device).split(batch) if y is not None else [None] * len(z.split(batch))
         return torch.cat([call(G, chunk, labels) for chunk, labels in zip(z.split(batch), ys)])
     finally:
         G.train(was_training)

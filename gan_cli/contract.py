@@ -23,7 +23,7 @@ class Finding:
 
 
 def _shape(t):
-    return "(" + ", ".join(str(n) for n in t.shape) + ")"
+    return str(tuple(t.shape))
 
 
 def _last_leaf(net):

@@ -28,7 +28,7 @@ class Evaluator:
         and also scored on whether its images show the class asked for."""
         z = torch.randn(self.n, latent_dim, generator=torch.Generator().manual_seed(self.seed))
         y = torch.arange(self.n) % num_classes if num_classes else None
-        fake = generate(G, z.to(self.device), None if y is None else y.to(self.device))
+        fake = generate(G, z.to(self.device), y)
         feats, logits = self.net.embed(fake)
         feats, logits, real_feats = feats.cpu(), logits.cpu(), self.real_feats.cpu()
         m = min(len(real_feats), len(feats))  # precision/recall compare sets of equal size

@@ -82,8 +82,8 @@ class Labels:
         return {None: "", "all": ", one row per class"}.get(self.label, f" of class {self.label}")
 
     def for_samples(self, n, latent_dim, seed, truncation, nrow):
-        """(z, labels or None, images per grid row) for mode=sample. label=all: one row of nrow images per
-        class, the same noise down each column."""
+        """(z, labels or None) for mode=sample. label=all: one row of nrow images per class, the same noise
+        down each column."""
         import torch
 
         from gan_cli.errors import ConfigError
@@ -93,12 +93,11 @@ class Labels:
                               "give one class, e.g. label=7, or label=all")
         if self.label == "all":
             z = noise(nrow, latent_dim, seed, truncation).repeat(self.num_classes, 1)
-            return z, torch.arange(self.num_classes).repeat_interleave(nrow), nrow
+            return z, torch.arange(self.num_classes).repeat_interleave(nrow)
         z = noise(n, latent_dim, seed, truncation)
         if not self.num_classes:
-            return z, None, nrow
-        y = torch.full((n,), self.label) if self.label is not None else torch.arange(n) % self.num_classes
-        return z, y, nrow
+            return z, None
+        return z, torch.full((n,), self.label) if self.label is not None else torch.arange(n) % self.num_classes
 
     def for_interpolations(self, n_seeds, steps):
         """Labels for the rows of mode=interpolate, (pairs, steps), or class weights (pairs, steps, classes) that

@@ -35,7 +35,8 @@ def interpolation_inputs(fixed_z, num_classes):
     """(z, labels) of the end-of-training strip: rows of ROW steps along the arc between fixed noise vectors,
     one row per class for a conditional run (the same arc), else four rows (vectors 0 to 1, 2 to 3, ...)."""
     if num_classes:
-        return latent.slerp(fixed_z[0], fixed_z[1], ROW).repeat(num_classes, 1), torch.arange(num_classes).repeat_interleave(ROW)
+        arc = latent.slerp(fixed_z[0], fixed_z[1], ROW)
+        return arc.repeat(num_classes, 1), torch.arange(num_classes).repeat_interleave(ROW)
     return torch.cat([latent.slerp(fixed_z[i], fixed_z[i + 1], ROW) for i in range(0, 8, 2)]), None
 
 
@@ -113,8 +114,7 @@ class Outputs(Follower):
         self.board.scalars(values, step)
 
     def _generate(self, s, z, y):
-        dev = next(s.G.parameters()).device
-        return generate(s.sampler(self.cfg.latent_dim), z.to(dev), None if y is None else y.to(dev))
+        return generate(s.sampler(self.cfg.latent_dim), z.to(next(s.G.parameters()).device), y)
 
     def samples(self, s, step):
         fake = self._generate(s, *fixed_inputs(self.fixed_z, s.num_classes))

@@ -56,12 +56,12 @@ def sample(cfg):
         seeds = _interpolate(cfg, G, latent_dim, labels, data_cfg, dev, out)
         print(f"wrote interpolations between seeds {seeds} from step {step} of {ckpt['path']} to {out}")
         return out
-    z, y, nrow = labels.for_samples(cfg.n, latent_dim, cfg.seed, cfg.truncation, cfg.nrow)
-    fake = board.generate(G, z.to(dev), None if y is None else y.to(dev)).cpu()
+    z, y = labels.for_samples(cfg.n, latent_dim, cfg.seed, cfg.truncation, cfg.nrow)
+    fake = board.generate(G, z.to(dev), y).cpu()
     if toy.is_toy(data_cfg):  # points: a scatter over the real data, and their coordinates
         _write(lambda: _write_points(fake, data_cfg, step, out, cfg), out)
     else:
-        _write(lambda: _write_images(board.signed_to_unit(fake), out, cfg.format, nrow), out)
+        _write(lambda: _write_images(board.signed_to_unit(fake), out, cfg), out)
     print(f"wrote {len(fake)} samples{labels.described} from step {step} of {ckpt['path']} to {out}")
     return out
 
@@ -76,7 +76,7 @@ def _interpolate(cfg, G, latent_dim, labels, data_cfg, dev, out):
     seeds = list(cfg.seeds) if cfg.seeds else [cfg.seed, cfg.seed + 1]
     z = latent.interpolations(seeds, latent_dim, cfg.steps, cfg.truncation)  # (pairs, steps, latent_dim)
     y = labels.for_interpolations(len(seeds), cfg.steps)  # None, or (pairs, steps[, classes])
-    fake = board.generate(G, z.flatten(0, 1).to(dev), None if y is None else y.flatten(0, 1).to(dev))
+    fake = board.generate(G, z.flatten(0, 1).to(dev), None if y is None else y.flatten(0, 1))
     rows = board.signed_to_unit(fake).unflatten(0, z.shape[:2])
     _write(lambda: _write_interpolation(rows, out), out)
     return seeds
@@ -113,18 +113,18 @@ def _write_interpolation(rows, out):
     frames[0].save(out / "interpolation.gif", save_all=True, append_images=frames[1:], duration=120, loop=0)
 
 
-def _write_images(images, out, format, nrow):
+def _write_images(images, out, cfg):
     """grid.png, and with format=png one PNG per image, with format=npz images.npz (uint8, N x H x W x C)."""
     import numpy as np
     import torch
 
     from gan_cli.board import save_png, tile
 
-    save_png(tile(images, nrow), out / "grid.png")
-    if format == "png":
+    save_png(tile(images, cfg.nrow), out / "grid.png")
+    if cfg.format == "png":
         for i, image in enumerate(images):
             save_png(image, out / f"{i:05d}.png")
-    elif format == "npz":
+    elif cfg.format == "npz":
         array = (images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
         np.savez_compressed(out / "images.npz", images=array)
 

@@ -150,3 +150,46 @@ def test_conditional_training_on_unlabeled_data_is_refused(tmp_path):
                    f"hydra.run.dir={tmp_path / 'run'}")
     assert proc.returncode == 2 and "model.conditional=true needs class labels" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+CUSTOM = '''
+import torch
+from torch import nn
+
+
+class Generator(nn.Module):
+    def __init__(self, latent_dim, channels, image_size, num_classes, hidden=()):
+        super().__init__()
+        self.shape = (channels, image_size, image_size)
+        self.embed = nn.Embedding(num_classes, 4)
+        self.net = nn.Sequential(nn.Linear(latent_dim + 4, channels * image_size ** 2), nn.Tanh())
+
+    def forward(self, z, y):
+        return self.net(torch.cat([z, self.embed(y)], 1)).view(-1, *self.shape)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, latent_dim, channels, image_size, num_classes, hidden=()):
+        super().__init__()
+        self.net = nn.Linear(channels * image_size ** 2, num_classes)
+
+    def forward(self, x, y):
+        return self.net(x.flatten(1)).gather(1, y[:, None])
+'''
+
+
+def test_custom_classes_whose_forward_takes_labels_train_conditionally(make_cfg, tmp_path, monkeypatch):
+    (tmp_path / "cgan.py").write_text(CUSTOM)
+    (tmp_path / "plain.py").write_text(CUSTOM.replace("forward(self, z, y)", "forward(self, z)")
+                                       .replace("self.embed(y)", "torch.zeros(len(z), 4)"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    nets = ["model.generator._target_=cgan.Generator", "model.discriminator._target_=cgan.Discriminator"]
+    s = train(make_cfg(*nets, "model.conditional=true", model="custom"), tmp_path / "run")
+    assert s.step == 4 and s.num_classes == 10 and s.G.embed.weight.grad is None  # trained, grads freed
+    from gan_cli import errors
+
+    with pytest.raises(errors.ConfigError, match=r"Generator fails on noise of shape \(16, 8\) and labels of shape "
+                                                 r"\(16,\) \(a conditional model: forward\(self, x, y\)\)"):
+        train(make_cfg("model.generator._target_=plain.Generator", "model.discriminator._target_=cgan.Discriminator",
+                       "model.conditional=true", model="custom"), tmp_path / "run2")

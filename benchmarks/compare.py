@@ -1,7 +1,7 @@
-"""Summarise a saturating vs non-saturating sweep: a mean +- std table over seeds, and plots.
+"""Summarise sweeps over losses (make compare, make study): a mean +- std table over seeds per loss, and plots.
 
 Usage: python benchmarks/compare.py outputs/compare --out outputs/compare/report
-Reads every run folder below each dataset folder (metrics.jsonl, tb/ and the checkpoint's config),
+Reads every run folder below each dataset folder (metrics.jsonl, tb/, train.log and the checkpoint's config),
 writes <out>/results.md, <out>/results.json and one PNG per plot.
 """
 
@@ -9,6 +9,7 @@ import argparse
 import json
 import statistics
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 
 import matplotlib
@@ -19,19 +20,28 @@ import torch  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
 HEADLINE = {"mnist5k": ["inception_score", "class_entropy", "classes_covered", "fd_classifier", "kid_classifier",
-                        "precision", "recall"],
-            "ring8": ["modes_covered", "high_quality", "kl_to_uniform"]}
+                        "precision", "recall", "wall_s"],
+            "ring8": ["modes_covered", "high_quality", "kl_to_uniform", "wall_s"]}
 PLOTTED = {"mnist5k": "inception_score", "ring8": "modes_covered"}
 EARLY_STEPS = 200  # where the saturating loss's gradient is expected to vanish
 
 
+def wall_seconds(run):
+    """From the run's first log line to its "done" line: training, sampling and evaluation, not start-up."""
+    stamps = [datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f")
+              for line in (run / "train.log").read_text().splitlines() if line.startswith("[20")]
+    return (stamps[-1] - stamps[0]).total_seconds()
+
+
 def runs(dataset_dir):
-    """[(loss, seed, metrics lines, early G grad norms)] for each run folder with a checkpoint."""
+    """[(loss, seed, metrics lines, early G grad norms)] for each run folder with a checkpoint; each final
+    metrics line also gets the run's wall time, wall_s."""
     found = []
     for ckpt in sorted(dataset_dir.glob("*/checkpoints/last.pt")):
         run = ckpt.parent.parent
         config = torch.load(ckpt, map_location="cpu", weights_only=True)["config"]
         lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        lines[-1]["wall_s"] = wall_seconds(run)
         ea = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})
         ea.Reload()
         grads = [(e.step, e.value) for e in ea.Scalars("Grad/G_norm") if e.step <= EARLY_STEPS]
@@ -68,7 +78,7 @@ def plot_metric(name, by_loss, key, out):
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
     for loss, items in sorted(by_loss.items()):
         steps = [line["step"] for line in items[0][1]]
-        values = [[lines[i][key] for _, lines, _ in items] for i in range(len(steps))]
+        values = [[lines[i][key] for _, lines, _ in items] for i in range(len(steps))]  # every seed, step i
         mean = [statistics.fmean(v) for v in values]
         std = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
         ax.plot(steps, mean, marker="o", label=loss)
@@ -82,10 +92,9 @@ def plot_metric(name, by_loss, key, out):
 
 def plot_grads(name, by_loss, out):
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
-    for loss, items in sorted(by_loss.items()):
+    for colour, (loss, items) in enumerate(sorted(by_loss.items())):
         for i, (_, _, grads) in enumerate(items):
-            ax.plot(*zip(*grads), color="tab:red" if loss == "saturating" else "tab:blue", alpha=0.6,
-                    label=loss if i == 0 else None)
+            ax.plot(*zip(*grads), color=f"C{colour}", alpha=0.6, label=loss if i == 0 else None)
     ax.set(yscale="log", xlabel="step", ylabel="||grad of G's loss||",
            title=f"{name}: G's gradient norm, first {EARLY_STEPS} steps")
     ax.legend()

@@ -15,11 +15,12 @@ from gan_cli import dist
 from gan_cli.errors import NonFiniteError
 from gan_cli.losses import logits_from_probabilities
 from gan_cli.models import call
+from gan_cli.penalties import d_penalty
 from gan_cli.speed import Speed, has_batch_norm
 
 log = logging.getLogger(__name__)
 
-# Stats accumulated on the device each step and read back only every log_every steps.
+# Stats accumulated on the device each step and read back only every log_every steps (GANLoss.stat_names).
 STATS = ("Loss/D", "Loss/G", "D/real", "D/fake", "Grad/G_norm")
 
 
@@ -30,7 +31,8 @@ class TrainState:
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     step: int = 0  # G updates done
-    # Sums of STATS since the last log, and how many steps they hold: saved, so resume logs the same values.
+    # Sums of the loss's stats since the last log, and how many steps they hold: saved, so resume logs the same.
+    stat_names: tuple = STATS
     stats_sum: Optional[torch.Tensor] = None
     stats_count: int = 0
     nonfinite_skips: int = 0
@@ -50,7 +52,7 @@ class TrainState:
         self.G_train = self.G_train or self.G
         self.D_train = self.D_train or self.D
         if self.stats_sum is None:
-            self.stats_sum = torch.zeros(len(STATS), device=device)
+            self.stats_sum = torch.zeros(len(self.stat_names), device=device)
         self.speed = self.speed or Speed(device)
         self.scaler_g, self.scaler_d = self.speed.scaler(), self.speed.scaler()
         self.joint_d = not has_batch_norm(self.D)
@@ -158,9 +160,11 @@ def d_step(s, loss, real, z, real_y=None, fake_y=None):
             real_logits, fake_logits = logits[:len(real)], logits[len(real):]
         else:
             real_logits, fake_logits = _logits(s, call(s.D_train, real, real_y)), _logits(s, call(s.D_train, fake, fake_y))
-    loss_d = loss.d(real_logits, fake_logits)
+        penalty, terms = d_penalty(loss, s.D_train, real, fake, real_logits, real_y)
+    loss_d = loss.d(real_logits, fake_logits) + penalty
     _update(s, s.D, s.opt_d, s.scaler_d, loss_d, "D")
-    return loss_d.detach(), torch.sigmoid(real_logits.detach()).mean(), torch.sigmoid(fake_logits.detach()).mean()
+    stats = {**loss.d_scores(real_logits.detach(), fake_logits.detach()), **{k: v.detach() for k, v in terms.items()}}
+    return loss_d.detach(), stats
 
 
 def g_step(s, loss, z, y=None):
@@ -183,13 +187,14 @@ def train_step(s, loss, data, cfg, device):
     for _ in range(cfg.trainer.d_steps):
         real, real_y = data.next()
         z = noise(m, cfg.latent_dim, device, *shard)
-        loss_d, d_real, d_fake = d_step(s, loss, s.speed.batch(real), z, real_y if s.num_classes else None,
-                                        fake_labels(s, m, device))
+        loss_d, d_stats = d_step(s, loss, s.speed.batch(real), z, real_y if s.num_classes else None,
+                                 fake_labels(s, m, device))
     z = noise(m, cfg.latent_dim, device, *shard)
     loss_g, g_norm = g_step(s, loss, z, fake_labels(s, m, device))
     if s.G_ema is not None:
         s.G_ema.update_parameters(s.G)
-    return torch.stack([loss_d, loss_g, d_real, d_fake, g_norm])
+    values = {"Loss/D": loss_d, "Loss/G": loss_g, "Grad/G_norm": g_norm, **d_stats}
+    return torch.stack([values[name] for name in s.stat_names])
 
 
 def _buffers(s):
@@ -242,7 +247,7 @@ def fit(s, loss, data, cfg, out):
         on_cycle = step % t.log_every == 0
         if (on_cycle or step == t.steps) and s.stats_count:
             window = dist.mean_over_ranks(s.stats_sum / s.stats_count)
-            values = dict(zip(STATS, window.tolist()))  # the one regular host sync
+            values = dict(zip(s.stat_names, window.tolist()))  # the one regular host sync
             if not s.speed.check_each_step:
                 _check_window(values, step, t.log_every)
             speed = images / (time.perf_counter() - tic)

@@ -143,7 +143,8 @@ class Outputs(Follower):
             "step": step, **weights, "opt_g": s.opt_g.state_dict(), "opt_d": s.opt_d.state_dict(),
             "G_ema": s.G_ema.state_dict() if s.G_ema is not None else {},
             "scalers": {"G": s.scaler_g.state_dict(), "D": s.scaler_d.state_dict()},  # empty unless precision=16
-            "stats": {"sum": s.stats_sum, "count": s.stats_count, "nonfinite_skips": s.nonfinite_skips},
+            "stats": {"sum": s.stats_sum, "names": list(s.stat_names), "count": s.stats_count,
+                      "nonfinite_skips": s.nonfinite_skips},
             "rng": {**device.rng_state(), "data": self.data_src.state_dict()},
             "fixed_z": self.fixed_z, "num_classes": s.num_classes,  # None: unconditional
             "config": OmegaConf.to_container(self.cfg, resolve=True),

@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 
 from gan_cli import checkpoint, device, models, schema
 from gan_cli.errors import CheckpointError, ConfigError
+from gan_cli.loop import STATS
 from gan_cli.models import custom
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,11 @@ def restore(s, ckpt, data_src):
     device.set_rng_state(ckpt["rng"])
     data_src.load_state_dict(ckpt["rng"]["data"])
     s.step = int(ckpt["step"])
-    s.stats_sum.copy_(ckpt["stats"]["sum"])
-    s.stats_count = int(ckpt["stats"]["count"])
+    if tuple(ckpt["stats"].get("names", STATS)) == tuple(s.stat_names):  # older checkpoints: the log losses' five
+        s.stats_sum.copy_(ckpt["stats"]["sum"])
+        s.stats_count = int(ckpt["stats"]["count"])
+    else:  # resumed with a loss that logs other scalars: its first window starts here
+        log.warning("resume: the loss logs other scalars than the checkpoint's; the open logging window restarts")
     s.nonfinite_skips = int(ckpt["stats"]["nonfinite_skips"])
 
 

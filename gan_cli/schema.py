@@ -78,6 +78,13 @@ class SGDConfig:
 @dataclass
 class LossConfig:
     name: str = MISSING
+    r1_gamma: float = MISSING
+
+
+@dataclass
+class WGANGPConfig(LossConfig):
+    gp_lambda: float = MISSING
+    drift: float = MISSING
 
 
 @dataclass
@@ -120,7 +127,7 @@ class EvalSettings:
 class TrainConfig:
     model: Any = MISSING
     optimizer: Any = MISSING
-    loss: LossConfig = MISSING
+    loss: Any = MISSING
     data: DataConfig = MISSING
     trainer: TrainerConfig = MISSING
     eval: EvalSettings = MISSING
@@ -175,7 +182,8 @@ def register():
     for group, name, node in (("model", "mlp", MLPConfig), ("model", "dcgan", DCGANConfig),
                               ("model", "custom", CustomConfig),
                               ("optimizer", "adam", AdamConfig), ("optimizer", "sgd", SGDConfig),
-                              ("loss", "loss", LossConfig), ("data", "data", DataConfig)):
+                              ("loss", "loss", LossConfig), ("loss", "wgan_gp", WGANGPConfig),
+                              ("data", "data", DataConfig)):
         cs.store(group=f"schema/{group}", name=name, node=node)
 
 

@@ -68,7 +68,7 @@ def build(cfg):
     import torch
     from hydra.utils import instantiate
 
-    from gan_cli import data, device, dist, losses, models, speed
+    from gan_cli import data, device, dist, losses, models, penalties, speed
     from gan_cli.loop import TrainState, ema_of
 
     dev = dist.device(device.pick(cfg.device))
@@ -82,11 +82,14 @@ def build(cfg):
         torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN times its algorithms once and keeps the fastest
     G_train, D_train = (dist.wrap(fast.prepare(net), dev, cfg.trainer.sync_batch_norm) for net in (G, D))
     G, D = dist.unwrap(G_train), dist.unwrap(D_train)
+    loss = losses.build(cfg.loss)
+    penalties.check(loss, D, world)
     s = TrainState(G, D, fast.optimizer(instantiate(cfg.optimizer.generator), G.parameters()),
                    fast.optimizer(instantiate(cfg.optimizer.discriminator), D.parameters()),
                    G_ema=ema_of(G, cfg.trainer.ema_decay) if cfg.trainer.ema_decay else None, speed=fast,
-                   G_train=G_train, D_train=D_train, rank=rank, world=world, num_classes=num_classes)
-    return s, data_src, losses.build(cfg.loss)
+                   G_train=G_train, D_train=D_train, rank=rank, world=world, num_classes=num_classes,
+                   stat_names=loss.stat_names())
+    return s, data_src, loss
 
 
 def _describe(s, data_src, cfg, run_dir):

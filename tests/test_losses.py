@@ -57,5 +57,53 @@ def test_losses_and_gradients_are_finite_at_extreme_logits(logit):
 def test_registry_names_and_unknown_loss():
     assert losses.build({"name": "saturating"}).g is g_loss_saturating
     assert losses.build({"name": "nonsaturating"}).g is g_loss_nonsaturating
-    with pytest.raises(Exception, match="unknown loss 'hinge'"):
-        losses.build({"name": "hinge"})
+    with pytest.raises(Exception, match="unknown loss 'vanilla'"):
+        losses.build({"name": "vanilla"})
+    with pytest.raises(Exception, match="loss.r1_gamma must be >= 0"):
+        losses.build({"name": "hinge", "r1_gamma": -1})
+
+
+REAL = torch.tensor([2.0, -1.0, 0.5], dtype=torch.float64)
+FAKE = torch.tensor([-3.0, 0.0, 1.5], dtype=torch.float64)
+
+
+def mean(values):
+    return sum(values) / len(values)
+
+
+@pytest.mark.parametrize("name,d_expected,g_expected,d_grad_real,d_grad_fake,g_grad", [
+    # least squares, a = 0, b = c = 1: 1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2]; G: 1/2 E[(D(G(z)) - 1)^2]
+    ("lsgan", mean([(r - 1) ** 2 for r in REAL.tolist()]) / 2 + mean([f ** 2 for f in FAKE.tolist()]) / 2,
+     mean([(f - 1) ** 2 for f in FAKE.tolist()]) / 2,
+     [(r - 1) / 3 for r in REAL.tolist()], [f / 3 for f in FAKE.tolist()], [(f - 1) / 3 for f in FAKE.tolist()]),
+    # hinge: E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))]; G: -E[D(G(z))]
+    ("hinge", mean([max(0, 1 - r) for r in REAL.tolist()]) + mean([max(0, 1 + f) for f in FAKE.tolist()]),
+     -mean(FAKE.tolist()),
+     [-1 / 3 if r < 1 else 0 for r in REAL.tolist()], [1 / 3 if f > -1 else 0 for f in FAKE.tolist()], [-1 / 3] * 3),
+    # Wasserstein: the critic minimises E[D(G(z))] - E[D(x)]; G: -E[D(G(z))]
+    ("wgan_gp", mean(FAKE.tolist()) - mean(REAL.tolist()), -mean(FAKE.tolist()), [-1 / 3] * 3, [1 / 3] * 3, [-1 / 3] * 3),
+])
+def test_each_loss_and_its_gradient_match_the_closed_form(name, d_expected, g_expected, d_grad_real, d_grad_fake,
+                                                          g_grad):
+    loss = losses.build({"name": name})
+    real, fake = REAL.clone().requires_grad_(True), FAKE.clone().requires_grad_(True)
+    d = loss.d(real, fake)
+    d.backward()
+    assert d.item() == pytest.approx(d_expected, rel=1e-12)
+    assert real.grad.tolist() == pytest.approx(d_grad_real) and fake.grad.tolist() == pytest.approx(d_grad_fake)
+    fake = FAKE.clone().requires_grad_(True)
+    g = loss.g(fake)
+    g.backward()
+    assert g.item() == pytest.approx(g_expected, rel=1e-12) and fake.grad.tolist() == pytest.approx(g_grad)
+
+
+def test_what_d_scores_mean_is_named_per_loss():
+    real, fake = torch.tensor([0.0, 2.0]), torch.tensor([-2.0, 0.0])
+    assert losses.build({"name": "nonsaturating"}).d_scores(real, fake)["D/real"].item() == pytest.approx(
+        (0.5 + sig(2.0)) / 2)
+    critic = losses.build({"name": "wgan_gp", "gp_lambda": 10.0})
+    scores = critic.d_scores(real, fake)
+    assert scores["D/real_score"].item() == 1.0 and scores["Loss/wasserstein_estimate"].item() == 2.0
+    assert critic.stat_names() == ("Loss/D", "Loss/G", "D/real_score", "D/fake_score", "Grad/G_norm",
+                                   "Loss/wasserstein_estimate", "Loss/gp")
+    assert losses.build({"name": "hinge", "r1_gamma": 1.0}).stat_names()[-1] == "Loss/r1"

@@ -68,8 +68,8 @@ def test_spectral_norm_d_has_unit_spectral_norm_layers_and_no_batch_norm():
     for conv in (m for m in D.modules() if isinstance(m, torch.nn.Conv2d)):
         sigma = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2)
         assert sigma.item() == pytest.approx(1.0, rel=0.02)
-    with pytest.raises(ConfigError, match="model.d_norm must be one of batch, spectral, none, got 'layer'"):
-        models.build({**DCGAN, "d_norm": "layer"}, 10, (1, 28, 28))
+    with pytest.raises(ConfigError, match="model.d_norm must be one of batch, spectral, layer, none, got 'group'"):
+        models.build({**DCGAN, "d_norm": "group"}, 10, (1, 28, 28))
     _, old = models.build(DCGAN, 10, (1, 28, 28))  # configs saved before d_norm existed mean batch norm
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in old.modules())
 
@@ -128,3 +128,12 @@ def test_d_extra_adds_a_size_keeping_3x3_convolution_after_each_block_but_the_in
 def test_mlp_d_has_dropout_after_each_hidden_layer():
     _, D = models.build(MLP, 10, (1, 28, 28))
     assert [m.p for m in D.modules() if isinstance(m, torch.nn.Dropout)] == [0.3, 0.3]
+
+
+def test_a_layer_norm_d_scores_each_image_on_its_own():
+    torch.manual_seed(0)
+    _, D = models.build({**DCGAN, "d_norm": "layer", "d_extra": 1}, 10, (1, 28, 28))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
+    assert sum(isinstance(m, torch.nn.GroupNorm) for m in D.modules()) == 2  # 7x7 block and its extra layer
+    x = torch.randn(6, 1, 28, 28)
+    assert torch.allclose(D(x)[:2], D(x[:2]), atol=1e-5)  # a score does not depend on the rest of the batch

@@ -65,8 +65,9 @@ def test_d_sees_real_and_fake_in_one_pass_only_without_batch_norm():
     apart.joint_d = False
     assert joint.joint_d
     real, z = torch.rand(6, 1, 8, 8) * 2 - 1, torch.randn(6, 4)
-    for a, b in zip(d_step(joint, losses.LOSSES["nonsaturating"], real, z), d_step(apart, losses.LOSSES["nonsaturating"], real, z)):
-        assert torch.allclose(a, b, atol=1e-6)
+    (loss_a, stats_a), (loss_b, stats_b) = (d_step(s, losses.LOSSES["nonsaturating"], real, z) for s in (joint, apart))
+    assert torch.allclose(loss_a, loss_b, atol=1e-6)
+    assert all(torch.allclose(stats_a[k], stats_b[k], atol=1e-6) for k in ("D/real", "D/fake"))
     for p, q in zip(D.parameters(), D2.parameters()):
         assert torch.allclose(p, q, atol=1e-6)
     dc_G, dc_D = models.build({"name": "dcgan", "g_features": 8, "d_features": 8}, 4, (1, 16, 16))

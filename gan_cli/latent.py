@@ -1,9 +1,14 @@
-"""G's latent space: seeded noise (optionally truncated) and spherical interpolation between noise vectors.
+"""G's inputs: seeded noise (optionally truncated), spherical interpolation between noise vectors, and the class
+labels gan-sample asks a conditional G for.
 
 Noise comes from a CPU generator seeded per call, so the same seed gives the same z on any device.
 """
 
 import torch
+import torch.nn.functional as F
+from omegaconf import ListConfig
+
+from gan_cli.errors import ConfigError
 
 
 def noise(n, latent_dim, seed, truncation=None):
@@ -53,10 +58,6 @@ class Labels:
     """
 
     def __init__(self, label, num_classes):
-        from omegaconf import ListConfig
-
-        from gan_cli.errors import ConfigError
-
         self.label, self.num_classes = (list(label) if isinstance(label, (list, ListConfig)) else label), num_classes
         if label is None:
             return
@@ -84,9 +85,6 @@ class Labels:
     def for_samples(self, n, latent_dim, seed, truncation, nrow):
         """(z, labels or None) for mode=sample. label=all: one row of nrow images per class, the same noise
         down each column."""
-        import torch
-
-        from gan_cli.errors import ConfigError
 
         if isinstance(self.label, list):
             raise ConfigError("a list of labels is for mode=interpolate (one class per seed); with mode=sample "
@@ -102,10 +100,6 @@ class Labels:
     def for_interpolations(self, n_seeds, steps):
         """Labels for the rows of mode=interpolate, (pairs, steps), or class weights (pairs, steps, classes) that
         walk from one seed's class to the next's; None for an unconditional G. label=None: row r holds class r."""
-        import torch
-        import torch.nn.functional as F
-
-        from gan_cli.errors import ConfigError
 
         if not self.num_classes:
             return None

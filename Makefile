@@ -9,11 +9,9 @@ DEMO_DIR   ?= outputs/demo/$(shell date +%Y%m%d-%H%M%S)
 
 COMPARE_DIR   ?= outputs/compare
 COMPARE_SEEDS ?= 0,1,2
-STUDY_DIR     ?= outputs/study
-STUDY_SEEDS   ?= 0,1,2
 RECIPE_DIR    ?= outputs/recipe/$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: install test test-all demo compare study recipe bench docs-tables gpu-check speed-quality clean
+.PHONY: install test test-all demo compare recipe bench docs-tables gpu-check speed-quality clean
 
 install: $(VENV)/.installed
 
@@ -48,22 +46,6 @@ compare: install
 	$(VENV)/bin/gan-train -m +experiment=ring8 loss=saturating,nonsaturating seed=$(COMPARE_SEEDS) \
 	  trainer.log_every=10 hydra.sweep.dir=$(COMPARE_DIR)/ring8
 	$(PY) benchmarks/compare.py $(COMPARE_DIR) --out $(COMPARE_DIR)/report
-
-# Every loss over STUDY_SEEDS, at equal G updates and each loss's standard k (docs/quality.md): DCGAN with a
-# layer-norm D (a D every loss can use) on mnist5k for 500 steps, and the ring8 MLPs for 1,500 steps; wgan_gp
-# with its preset (k = 5). A table (mean +- std) and plots in STUDY_DIR/report; about 30 minutes on 2 cores.
-STUDY_MNIST = trainer.steps=500 trainer.log_every=10 trainer.eval_every=125 eval.n=2000 trainer.ckpt_every=0 \
-  trainer.sample_every=0
-STUDY_RING8 = +experiment=ring8 trainer.steps=1500 trainer.log_every=10 trainer.eval_every=250
-study: install
-	$(VENV)/bin/gan-train -m loss=saturating,nonsaturating,lsgan,hinge model.d_norm=layer seed=$(STUDY_SEEDS) \
-	  $(STUDY_MNIST) hydra.sweep.dir=$(STUDY_DIR)/mnist5k
-	$(VENV)/bin/gan-train -m +experiment=wgan_gp seed=$(STUDY_SEEDS) $(STUDY_MNIST) hydra.sweep.dir=$(STUDY_DIR)/mnist5k
-	$(VENV)/bin/gan-train -m $(STUDY_RING8) loss=saturating,nonsaturating,lsgan,hinge seed=$(STUDY_SEEDS) \
-	  hydra.sweep.dir=$(STUDY_DIR)/ring8
-	$(VENV)/bin/gan-train -m $(STUDY_RING8) loss=wgan_gp trainer.d_steps=5 seed=$(STUDY_SEEDS) \
-	  hydra.sweep.dir=$(STUDY_DIR)/ring8
-	$(PY) benchmarks/compare.py $(STUDY_DIR) --out $(STUDY_DIR)/report
 
 # The sample-quality recipe in full (docs/quality.md), then gan-eval on 10,000 samples and a 10x10 grid.
 recipe: install

@@ -1,4 +1,4 @@
-"""Summarise sweeps over losses (make compare, make study): a mean +- std table over seeds per loss, and plots.
+"""Summarise sweeps over losses (make compare): a mean +- std table over seeds per loss, and plots.
 
 Usage: python benchmarks/compare.py outputs/compare --out outputs/compare/report
 Reads every run folder below each dataset folder (metrics.jsonl, tb/, train.log and the checkpoint's config),

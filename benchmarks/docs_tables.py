@@ -1,5 +1,4 @@
-"""Refresh the measured tables and plots in docs/ from what `make bench`, `make compare` and `make study` wrote
-under outputs/.
+"""Refresh the measured tables and plots in docs/ from what `make bench` and `make compare` wrote under outputs/.
 
     python benchmarks/docs_tables.py        # make docs-tables
 
@@ -46,13 +45,12 @@ def main():
                                  ("scaling", OUT / "bench/scaling.json", scaling_table)):
         if source.is_file():
             replace_block("performance.md", name, render(json.loads(source.read_text())))
-    for name, prefix in (("compare", ""), ("study", "study_")):
-        report = OUT / name / "report"
-        if (report / "results.md").is_file():
-            replace_block("quality.md", name, (report / "results.md").read_text())
-            for png in report.glob("*.png"):
-                shutil.copy(png, ROOT / "docs" / "img" / f"{prefix}{png.name}")
-                print(f"copied docs/img/{prefix}{png.name}")
+    report = OUT / "compare/report"
+    if (report / "results.md").is_file():
+        replace_block("quality.md", "compare", (report / "results.md").read_text())
+        for png in report.glob("*.png"):
+            shutil.copy(png, ROOT / "docs" / "img" / png.name)
+            print(f"copied docs/img/{png.name}")
 
 
 if __name__ == "__main__":

@@ -119,7 +119,8 @@ def generate(G, z, y=None, batch=256):
     was_training = G.training
     G.eval()
     try:
-        ys = y.to(z.device).split(batch) if y is not None else [None] * len(z.split(batch))
-        return torch.cat([call(G, chunk, labels) for chunk, labels in zip(z.split(batch), ys)])
+        chunks = z.split(batch)
+        labels = y.to(z.device).split(batch) if y is not None else [None] * len(chunks)
+        return torch.cat([call(G, chunk, y_chunk) for chunk, y_chunk in zip(chunks, labels)])
     finally:
         G.train(was_training)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from gan_cli import classifier, cli, data, inception, metrics, schema, toy
+from gan_cli import classifier, cli, data, inception, latent, metrics, schema, toy
 from gan_cli.board import generate
 from gan_cli.errors import EnvironmentProblem
 from gan_cli.sample import load_generator
@@ -27,7 +27,7 @@ class Evaluator:
         """The metrics of G's samples; a conditional G (num_classes) is asked for every class equally often,
         and also scored on whether its images show the class asked for."""
         z = torch.randn(self.n, latent_dim, generator=torch.Generator().manual_seed(self.seed))
-        y = torch.arange(self.n) % num_classes if num_classes else None
+        y = latent.classes_in_turn(self.n, num_classes) if num_classes else None
         fake = generate(G, z.to(self.device), y)
         feats, logits = self.net.embed(fake)
         feats, logits, real_feats = feats.cpu(), logits.cpu(), self.real_feats.cpu()

@@ -28,6 +28,16 @@ def _row(latent_dim, gen, truncation):
     return z
 
 
+def classes_in_turn(n, num_classes, device=None):
+    """Labels 0, 1, ..., C-1, 0, 1, ...: n samples spread evenly over the classes."""
+    return torch.arange(n, device=device) % num_classes
+
+
+def row_per_class(z, num_classes):
+    """(z repeated once per class, labels): one row per class, the same noise down each column."""
+    return z.repeat(num_classes, 1), torch.arange(num_classes).repeat_interleave(len(z))
+
+
 def slerp(z0, z1, steps):
     """`steps` points from z0 to z1 (both (latent_dim,)), endpoints included, along the great circle between
     their directions with the norm interpolated linearly: Gaussian noise lives near a sphere, where a straight
@@ -90,12 +100,11 @@ class Labels:
             raise ConfigError("a list of labels is for mode=interpolate (one class per seed); with mode=sample "
                               "give one class, e.g. label=7, or label=all")
         if self.label == "all":
-            z = noise(nrow, latent_dim, seed, truncation).repeat(self.num_classes, 1)
-            return z, torch.arange(self.num_classes).repeat_interleave(nrow)
+            return row_per_class(noise(nrow, latent_dim, seed, truncation), self.num_classes)
         z = noise(n, latent_dim, seed, truncation)
         if not self.num_classes:
             return z, None
-        return z, torch.full((n,), self.label) if self.label is not None else torch.arange(n) % self.num_classes
+        return z, torch.full((n,), self.label) if self.label is not None else classes_in_turn(n, self.num_classes)
 
     def for_interpolations(self, n_seeds, steps):
         """Labels for the rows of mode=interpolate, (pairs, steps), or class weights (pairs, steps, classes) that
@@ -114,5 +123,5 @@ class Labels:
             ends = F.one_hot(torch.tensor(self.label), self.num_classes).float()
             t = torch.linspace(0, 1, steps)[None, :, None]
             return (1 - t) * ends[:-1, None] + t * ends[1:, None]
-        held = torch.arange(pairs) % self.num_classes if self.label is None else torch.full((pairs,), self.label)
+        held = classes_in_turn(pairs, self.num_classes) if self.label is None else torch.full((pairs,), self.label)
         return held[:, None].expand(pairs, steps)

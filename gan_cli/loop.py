@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from gan_cli import dist
 from gan_cli.errors import NonFiniteError
+from gan_cli.latent import classes_in_turn
 from gan_cli.losses import logits_from_probabilities
 from gan_cli.models import call
 from gan_cli.penalties import d_penalty
@@ -78,7 +79,7 @@ def standing_stats(G, latent_dim, num_classes=None, batches=16, m=256):
     """
     gen = torch.Generator().manual_seed(0)
     device = next(G.parameters()).device
-    net = _WithLabels(G, torch.arange(m, device=device) % num_classes) if num_classes else G
+    net = _WithLabels(G, classes_in_turn(m, num_classes, device)) if num_classes else G
     update_bn([torch.randn(m, latent_dim, generator=gen).to(device) for _ in range(batches)], net)
 
 
@@ -110,11 +111,15 @@ def _grad_norm(module):
     return torch.nn.utils.get_total_norm([p.grad for p in module.parameters() if p.grad is not None])
 
 
+def _share(global_batch, m, rank, world):
+    """This rank's slice of a batch of m x world that every rank drew alike: N processes see what one process
+    with the global batch would."""
+    return global_batch[rank * m:(rank + 1) * m] if world > 1 else global_batch
+
+
 def noise(m, latent_dim, device, rank=0, world=1):
-    """z ~ N(0, I) for this rank's share of a global batch of m x world: all ranks draw the same global
-    batch and keep their slice, so N processes see the noise one process with the global batch would."""
-    z = torch.randn(m * world, latent_dim, device=device)
-    return z[rank * m:(rank + 1) * m] if world > 1 else z
+    """z ~ N(0, I) for this rank's share of a global batch of m x world."""
+    return _share(torch.randn(m * world, latent_dim, device=device), m, rank, world)
 
 
 def fake_labels(s, m, device):
@@ -122,8 +127,7 @@ def fake_labels(s, m, device):
     resumed run draws what a straight one would); None for an unconditional model, which draws nothing."""
     if not s.num_classes:
         return None
-    y = torch.randint(s.num_classes, (m * s.world,), device=device)
-    return y[s.rank * m:(s.rank + 1) * m] if s.world > 1 else y
+    return _share(torch.randint(s.num_classes, (m * s.world,), device=device), m, s.rank, s.world)
 
 
 def _update(s, net, opt, scaler, loss, name):

@@ -26,17 +26,14 @@ def fixed_noise_size(cfg_data):
 
 def fixed_inputs(fixed_z, num_classes):
     """(z, labels) of the sample grid: the fixed noise, or for a conditional run its first ROW vectors once per class."""
-    if not num_classes:
-        return fixed_z, None
-    return fixed_z[:ROW].repeat(num_classes, 1), torch.arange(num_classes).repeat_interleave(ROW)
+    return latent.row_per_class(fixed_z[:ROW], num_classes) if num_classes else (fixed_z, None)
 
 
 def interpolation_inputs(fixed_z, num_classes):
     """(z, labels) of the end-of-training strip: rows of ROW steps along the arc between fixed noise vectors,
     one row per class for a conditional run (the same arc), else four rows (vectors 0 to 1, 2 to 3, ...)."""
     if num_classes:
-        arc = latent.slerp(fixed_z[0], fixed_z[1], ROW)
-        return arc.repeat(num_classes, 1), torch.arange(num_classes).repeat_interleave(ROW)
+        return latent.row_per_class(latent.slerp(fixed_z[0], fixed_z[1], ROW), num_classes)
     return torch.cat([latent.slerp(fixed_z[i], fixed_z[i + 1], ROW) for i in range(0, 8, 2)]), None
 
 

@@ -7,7 +7,9 @@ image depends on the rest of the batch, does not have them (check() refuses it).
 
 import torch
 
+from gan_cli.errors import ConfigError
 from gan_cli.models import call
+from gan_cli.speed import has_batch_norm
 
 
 def _input_gradient(D, x, y):
@@ -45,9 +47,6 @@ def d_penalty(loss, D, real, fake, real_logits, real_y=None):
 
 def check(loss, D, world):
     """Refuse what the penalties cannot do, before training starts: a D with batch norm, and torchrun."""
-    from gan_cli.errors import ConfigError
-    from gan_cli.speed import has_batch_norm
-
     active = [key for key in ("gp_lambda", "r1_gamma") if getattr(loss, key)]
     if not active:
         return

@@ -120,10 +120,11 @@ def _check_contract(s, data_src, cfg):
     import torch
 
     from gan_cli import contract
+    from gan_cli.latent import classes_in_turn
 
     dev = s.speed.device
     z = torch.randn(cfg.batch_size, cfg.latent_dim, generator=torch.Generator().manual_seed(cfg.seed)).to(dev)
-    y = torch.arange(cfg.batch_size, device=dev) % s.num_classes if s.num_classes else None
+    y = classes_in_turn(cfg.batch_size, s.num_classes, dev) if s.num_classes else None
     d_output = cfg.model.d_output if cfg.model.name == "custom" else "logits"
     return contract.check(s.G, s.D, z, data_src.preview(cfg.batch_size).to(dev), d_output, y)
 

@@ -9,9 +9,10 @@ from gan_cli.models import custom, dcgan
 from gan_cli.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from gan_cli.models.mlp import MLPDiscriminator, MLPGenerator
 
-# Keys added to a model after its first release, at the values that build what older checkpoints hold.
-ADDED_KEYS = {"dcgan": {"d_norm": "batch", "g_extra": 0, "d_extra": 0, "conditional": False},
-              "mlp": {"conditional": False}, "custom": {"conditional": False}}
+# Keys added to a model after its first release, at the values that build what older checkpoints hold:
+# every model's, and each model's own.
+ADDED_TO_ALL = {"conditional": False}
+ADDED_KEYS = {"dcgan": {"d_norm": "batch", "g_extra": 0, "d_extra": 0}}
 
 
 def _mlp(m, latent_dim, shape, num_classes):
@@ -43,7 +44,7 @@ MODELS = {"mlp": _mlp, "dcgan": _dcgan, "custom": custom.build}
 def with_added_keys(model_cfg):
     """A model config as a dict, with keys that older checkpoints lack at the values those versions built."""
     model = dict(model_cfg)
-    return {**ADDED_KEYS.get(model.get("name"), {}), **model}
+    return {**ADDED_TO_ALL, **ADDED_KEYS.get(model.get("name"), {}), **model}
 
 
 def generator(model_cfg, latent_dim, shape, num_classes=None):

@@ -11,7 +11,7 @@ COMPARE_DIR   ?= outputs/compare
 COMPARE_SEEDS ?= 0,1,2
 RECIPE_DIR    ?= outputs/recipe/$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: install test test-all demo compare recipe bench docs-tables gpu-check speed-quality clean
+.PHONY: install test test-all demo compare study recipe bench docs-tables gpu-check speed-quality clean
 
 install: $(VENV)/.installed
 
@@ -46,6 +46,21 @@ compare: install
 	$(VENV)/bin/gan-train -m +experiment=ring8 loss=saturating,nonsaturating seed=$(COMPARE_SEEDS) \
 	  trainer.log_every=10 hydra.sweep.dir=$(COMPARE_DIR)/ring8
 	$(PY) benchmarks/compare.py $(COMPARE_DIR) --out $(COMPARE_DIR)/report
+
+# The loss family (saturating, non-saturating, least squares, hinge, WGAN-GP), 3 seeds each, equal G updates and
+# each loss's standard k (5 for WGAN-GP, else 1), on the offline MNIST subset and on ring8: a table and plots.
+STUDY_DIR    ?= outputs/study
+STUDY_SEEDS  ?= 0,1,2
+STUDY_LOSSES ?= saturating,nonsaturating,lsgan,hinge
+study: install
+	$(VENV)/bin/gan-train -m +experiment=study loss=$(STUDY_LOSSES) seed=$(STUDY_SEEDS) hydra.sweep.dir=$(STUDY_DIR)/mnist5k
+	$(VENV)/bin/gan-train -m +experiment=study loss=wgan_gp trainer.d_steps=5 seed=$(STUDY_SEEDS) \
+	  hydra.sweep.dir=$(STUDY_DIR)/mnist5k
+	$(VENV)/bin/gan-train -m +experiment=ring8 trainer.log_every=10 loss=$(STUDY_LOSSES) seed=$(STUDY_SEEDS) \
+	  hydra.sweep.dir=$(STUDY_DIR)/ring8
+	$(VENV)/bin/gan-train -m +experiment=ring8 trainer.log_every=10 loss=wgan_gp trainer.d_steps=5 seed=$(STUDY_SEEDS) \
+	  hydra.sweep.dir=$(STUDY_DIR)/ring8
+	$(PY) benchmarks/compare.py $(STUDY_DIR) --out $(STUDY_DIR)/report
 
 # The sample-quality recipe in full (docs/quality.md), then gan-eval on 10,000 samples and a 10x10 grid.
 recipe: install

@@ -1,8 +1,9 @@
-"""Summarise sweeps over losses (make compare): a mean +- std table over seeds per loss, and plots.
+"""Summarise sweeps over losses (make compare, make study): a mean +- std table over seeds per loss, and plots.
 
-Usage: python benchmarks/compare.py outputs/compare --out outputs/compare/report
+Usage: python benchmarks/compare.py outputs/study --out outputs/study/report
 Reads every run folder below each dataset folder (metrics.jsonl, tb/, train.log and the checkpoint's config),
-writes <out>/results.md, <out>/results.json and one PNG per plot.
+writes <out>/results.md, <out>/results.json and one PNG per plot: <dataset>_<metric>.png for each metric
+against step, <dataset>_grad_norm.png for G's gradient norm early on.
 """
 
 import argparse
@@ -22,7 +23,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 HEADLINE = {"mnist5k": ["inception_score", "class_entropy", "classes_covered", "fd_classifier", "kid_classifier",
                         "precision", "recall", "wall_s"],
             "ring8": ["modes_covered", "high_quality", "kl_to_uniform", "wall_s"]}
-PLOTTED = {"mnist5k": "inception_score", "ring8": "modes_covered"}
+PLOTTED = {"mnist5k": ["inception_score", "fd_classifier"], "ring8": ["modes_covered"]}
 EARLY_STEPS = 200  # where the saturating loss's gradient is expected to vanish
 
 
@@ -35,13 +36,13 @@ def wall_seconds(run):
 
 def runs(dataset_dir):
     """[(loss, seed, metrics lines, early G grad norms)] for each run folder with a checkpoint; each final
-    metrics line also gets the run's wall time, wall_s."""
+    metrics line also gets the run's wall time, wall_s, and its k, d_steps."""
     found = []
     for ckpt in sorted(dataset_dir.glob("*/checkpoints/last.pt")):
         run = ckpt.parent.parent
         config = torch.load(ckpt, map_location="cpu", weights_only=True)["config"]
         lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-        lines[-1]["wall_s"] = wall_seconds(run)
+        lines[-1].update(wall_s=wall_seconds(run), d_steps=config["trainer"]["d_steps"])
         ea = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})
         ea.Reload()
         grads = [(e.step, e.value) for e in ea.Scalars("Grad/G_norm") if e.step <= EARLY_STEPS]
@@ -61,15 +62,15 @@ def summarise(name, found):
     table = {}
     for loss, items in sorted(by_loss.items()):
         finals = [lines[-1] for _, lines, _ in items]
-        table[loss] = {"seeds": sorted(seed for seed, _, _ in items), "step": finals[0]["step"],
+        table[loss] = {"seeds": sorted(seed for seed, _, _ in items), "step": finals[0]["step"], "k": finals[0]["d_steps"],
                        **{k: mean_std([f[k] for f in finals]) for k in keys}}
     return by_loss, keys, table
 
 
 def markdown(name, keys, table):
-    head = f"| {name} loss | seeds | step | " + " | ".join(keys) + " |"
-    rule = "|---" * (len(keys) + 3) + "|"
-    rows = [f"| {loss} | {len(r['seeds'])} | {r['step']} | " +
+    head = f"| {name} loss | seeds | step | k | " + " | ".join(keys) + " |"
+    rule = "|---" * (len(keys) + 4) + "|"
+    rows = [f"| {loss} | {len(r['seeds'])} | {r['step']} | {r['k']} | " +
             " | ".join(f"{r[k][0]:.3f} ± {r[k][1]:.3f}" for k in keys) + " |" for loss, r in table.items()]
     return "\n".join([head, rule, *rows])
 
@@ -117,7 +118,8 @@ def main():
         name = dataset_dir.name
         by_loss, keys, table = summarise(name, found)
         results[name] = table
-        plot_metric(name, by_loss, PLOTTED.get(name, keys[0]), args.out / f"{name}_metric.png")
+        for key in PLOTTED.get(name, keys[:1]):
+            plot_metric(name, by_loss, key, args.out / f"{name}_{key}.png")
         plot_grads(name, by_loss, args.out / f"{name}_grad_norm.png")
         sections.append(markdown(name, keys, table))
     (args.out / "results.md").write_text("\n\n".join(sections) + "\n")

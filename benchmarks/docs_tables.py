@@ -1,4 +1,5 @@
-"""Refresh the measured tables and plots in docs/ from what `make bench` and `make compare` wrote under outputs/.
+"""Refresh the measured tables and plots in docs/ from what `make bench`, `make compare` and `make study` wrote
+under outputs/.
 
     python benchmarks/docs_tables.py        # make docs-tables
 
@@ -45,12 +46,13 @@ def main():
                                  ("scaling", OUT / "bench/scaling.json", scaling_table)):
         if source.is_file():
             replace_block("performance.md", name, render(json.loads(source.read_text())))
-    report = OUT / "compare/report"
-    if (report / "results.md").is_file():
-        replace_block("quality.md", "compare", (report / "results.md").read_text())
-        for png in report.glob("*.png"):
-            shutil.copy(png, ROOT / "docs" / "img" / png.name)
-            print(f"copied docs/img/{png.name}")
+    for name, prefix in (("compare", ""), ("study", "study_")):  # the study's plots get a prefix: same datasets
+        report = OUT / name / "report"
+        if (report / "results.md").is_file():
+            replace_block("quality.md", name, (report / "results.md").read_text())
+            for png in report.glob("*.png"):
+                shutil.copy(png, ROOT / "docs" / "img" / f"{prefix}{png.name}")
+                print(f"copied docs/img/{prefix}{png.name}")
 
 
 if __name__ == "__main__":

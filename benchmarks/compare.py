@@ -20,6 +20,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
+from gan_cli.board import events_folder  # noqa: E402
+
 HEADLINE = {"mnist5k": ["inception_score", "class_entropy", "classes_covered", "fd_classifier", "kid_classifier",
                         "precision", "recall", "wall_s"],
             "ring8": ["modes_covered", "high_quality", "kl_to_uniform", "wall_s"]}
@@ -43,7 +45,7 @@ def runs(dataset_dir):
         config = torch.load(ckpt, map_location="cpu", weights_only=True)["config"]
         lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         lines[-1].update(wall_s=wall_seconds(run), d_steps=config["trainer"]["d_steps"])
-        ea = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})
+        ea = EventAccumulator(str(events_folder(run)), size_guidance={"scalars": 0})
         ea.Reload()
         grads = [(e.step, e.value) for e in ea.Scalars("Grad/G_norm") if e.step <= EARLY_STEPS]
         found.append((config["loss"]["name"], config["seed"], lines, grads))

@@ -48,7 +48,7 @@ d = Path(sys.argv[1])
 ck = torch.load(d / "checkpoints/last.pt", weights_only=True)
 assert ck["step"] == 400, ck["step"]
 steps = sorted(p.name for p in (d / "checkpoints").glob("step_*.pt"))
-events = list((d / "tb").glob("events.*"))
+events = list((d / "tb").rglob("events.*"))
 metrics = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
 device = {t.device.type for t in ck["G"].values()}
 print(f"smoke: last.pt at step {ck['step']}, weights saved from {device}, checkpoints {steps}, "

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from gan_cli.board import events_folder
+
 KEYS = ["inception_score", "class_entropy", "fd_classifier", "precision", "recall"]
 
 
@@ -19,7 +21,7 @@ def summary(sweep):
     finals, speeds = [], []
     for log in sorted(Path(sweep).glob("*/metrics.jsonl")):
         finals.append(json.loads(log.read_text().splitlines()[-1]))
-        ea = EventAccumulator(str(log.parent / "tb"), size_guidance={"scalars": 0})
+        ea = EventAccumulator(str(events_folder(log.parent)), size_guidance={"scalars": 0})
         ea.Reload()
         speeds += [e.value for e in ea.Scalars("Speed/images_per_sec")[1:]]  # the first window holds start-up
     columns = {k: [f[k] for f in finals] for k in KEYS}

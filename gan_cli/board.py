@@ -60,13 +60,21 @@ def scatter_png(path, fake, real, title):
     plt.close(fig)
 
 
+def events_folder(run_dir):
+    """Where a run's TensorBoard events are: tb/<run name>/, or tb/ itself for a run saved before runs had names."""
+    tb = Path(run_dir) / "tb"
+    named = [p for p in tb.iterdir() if p.is_dir()] if tb.is_dir() else []
+    return named[0] if len(named) == 1 else tb
+
+
 class Board:
-    def __init__(self, run_dir, purge_step=None):
+    def __init__(self, run_dir, name="", purge_step=None):
         from torch.utils.tensorboard import SummaryWriter  # tensorboard takes a second to import: only when writing
 
         self.run_dir = Path(run_dir)
+        # The events go to tb/<name>/: `tensorboard --logdir outputs/` lists the run by its name, not as "tb".
         # purge_step drops events a killed run logged after its last checkpoint: no duplicated steps on resume.
-        self.writer = SummaryWriter(log_dir=str(self.run_dir / "tb"), purge_step=purge_step)
+        self.writer = SummaryWriter(log_dir=str(self.run_dir / "tb" / name), purge_step=purge_step)
 
     def scalars(self, values, step):
         for tag, value in values.items():
@@ -87,6 +95,13 @@ class Board:
             fig.savefig(self.run_dir / "samples" / png_name)
         self.writer.add_figure(tag, fig, step)  # closes the figure
 
+    def histogram(self, tag, values, step):
+        self.writer.add_histogram(tag, values.detach().float().cpu(), step)
+
+    def layout(self, layout):
+        """A custom-scalars dashboard (dashboard.layout), written once per run."""
+        self.writer.add_custom_scalars(layout)
+
     def text(self, tag, text):
         # Indented by four spaces, TensorBoard's markdown shows it verbatim.
         self.writer.add_text(tag, "\n".join("    " + line for line in text.splitlines()), 0)
@@ -96,18 +111,6 @@ class Board:
 
     def close(self):
         self.writer.close()
-
-
-def hparams_of(cfg):
-    """The knobs worth comparing across runs, as plain numbers and strings."""
-    opt = cfg.optimizer
-    return {
-        "model": cfg.model.name, "loss": cfg.loss.name, "data": cfg.data.name,
-        "optimizer": opt.generator._target_.rsplit(".", 1)[-1],
-        "lr_g": opt.generator.lr, "lr_d": opt.discriminator.lr,
-        "batch_size": cfg.batch_size, "d_steps": cfg.trainer.d_steps, "latent_dim": cfg.latent_dim,
-        "steps": cfg.trainer.steps, "seed": cfg.seed, "conditional": bool(cfg.model.get("conditional", False)),
-    }
 
 
 @torch.no_grad()

@@ -204,6 +204,10 @@ class TensorBatches:
         seeded on its own, so it draws nothing from the training order."""
         return uint8_to_signed(self.images[_preview_indices(len(self.images), n).to(self.images.device)])
 
+    def preview_labels(self, n):
+        """The labels of preview(n)'s samples, or None for unlabeled data."""
+        return None if self.labels is None else self.labels[_preview_indices(len(self.images), n).to(self.labels.device)]
+
     def next(self):
         """(images in [-1, 1], their labels or None)."""
         idx = self.order.next()[self.share].to(self.images.device)
@@ -234,6 +238,9 @@ class LoaderBatches:
 
     def preview(self, n):
         return torch.stack([self.dataset[i][0] for i in _preview_indices(len(self.dataset), n).tolist()])
+
+    def preview_labels(self, n):
+        return torch.tensor([self.dataset.targets[i] for i in _preview_indices(len(self.dataset), n).tolist()])
 
     def next(self):
         if self.order.pos + self.order.batch_size > self.order.n:

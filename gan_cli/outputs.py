@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from gan_cli import checkpoint, device, dist, latent, toy
-from gan_cli.board import Board, generate, hparams_of
+from gan_cli import checkpoint, dashboard, device, dist, latent, toy
+from gan_cli.board import Board, generate
 from gan_cli.errors import NonFiniteError
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class Follower:
     def scalars(self, values, step):
         self.last_scalars = values
 
-    def start(self):
+    def start(self, s):
         pass
 
     def samples(self, s, step):
@@ -76,23 +76,27 @@ class Follower:
 class Outputs(Follower):
     """Rank 0's outputs: the run folder's TensorBoard events, samples/, metrics.jsonl and checkpoints/."""
 
-    def __init__(self, run_dir, cfg, overrides, fixed_z, data_src, stopper, evaluator=None, purge_step=None):
+    def __init__(self, run_dir, cfg, overrides, fixed_z, data_src, stopper, evaluator=None, purge_step=None, name=""):
         super().__init__(stopper)
-        self.run_dir, self.cfg, self.overrides = Path(run_dir), cfg, overrides
+        self.run_dir, self.cfg, self.overrides, self.name = Path(run_dir), cfg, overrides, name
         self.fixed_z, self.data_src, self.evaluator = fixed_z, data_src, evaluator
         self.toy = toy.is_toy(cfg.data)
-        self.board = Board(run_dir, purge_step)
+        self.board = Board(run_dir, name, purge_step)
+        self.quality = None  # the last evaluation's result
         self.metrics_log = self.run_dir / "metrics.jsonl"
         if purge_step is not None and self.metrics_log.is_file():  # as TensorBoard: drop what will be redone
             kept = [line for line in self.metrics_log.read_text().splitlines() if json.loads(line)["step"] < purge_step]
             self.metrics_log.write_text("".join(line + "\n" for line in kept))
         self.real_points = data_src.preview(SCATTER) if self.toy else None
+        # The real samples D's logits are shown on: the scatter's points, or the real grid's images.
+        self.real = (self.real_points, None) if self.toy else (data_src.preview(GRID), data_src.preview_labels(GRID))
 
-    def start(self):
-        """What a new run logs once: its config and a grid of real data."""
+    def start(self, s):
+        """What a new run logs once: its config, the GAN dashboard's layout and a grid of real data."""
         self.board.text("config", OmegaConf.to_yaml(self.cfg))
+        self.board.layout(dashboard.layout(s.stat_names, bool(self.evaluator), self.toy, bool(s.num_classes)))
         if not self.toy:
-            self.board.grid("Samples/real", self.data_src.preview(GRID), 0, png_name="real.png")
+            self.board.grid("Samples/real", self.real[0], 0, png_name="real.png")
 
     def finish(self, s, final):
         if final and not self.stopper.signum:
@@ -100,7 +104,7 @@ class Outputs(Follower):
                 z, y = interpolation_inputs(self.fixed_z, s.num_classes)
                 self.board.grid("Samples/interpolation", self._generate(s, z, y), s.step, png_name="interpolation.png",
                                 nrow=ROW)
-            self.board.hparams(hparams_of(self.cfg), {f"final/{k}": v for k, v in final.items() if k.startswith("Loss/")},
+            self.board.hparams(dashboard.hparams_of(self.overrides, self.cfg), dashboard.final_metrics(self.quality, final),
                                s.step)
 
     def close(self):
@@ -114,16 +118,28 @@ class Outputs(Follower):
         return generate(s.sampler(self.cfg.latent_dim), z.to(next(s.G.parameters()).device), y)
 
     def samples(self, s, step):
-        fake = self._generate(s, *fixed_inputs(self.fixed_z, s.num_classes))
+        z, y = fixed_inputs(self.fixed_z, s.num_classes)
+        fake = self._generate(s, z, y)
         if self.toy:
             self.board.scatter("Samples/scatter", fake, self.real_points, step, png_name=f"step_{step:07d}.png")
         else:
             self.board.grid("Samples/fixed_noise", fake, step, png_name=f"step_{step:07d}.png")
+        self._d_histograms(s, step, z, y)
+
+    def _d_histograms(self, s, step, z, y):
+        """D's logits on real samples and on the training G's (not the average's) fixed-noise fakes: as D wins,
+        the two pile up apart; a saturating G shows as fake logits far below zero."""
+        dev = next(s.D.parameters()).device
+        real, real_y = self.real
+        fakes = generate(s.G, z.to(dev), y)
+        for tag, x, labels in (("D_logits/real", real, real_y), ("D_logits/fake", fakes, y)):
+            labels = labels.to(dev) if s.num_classes else None
+            self.board.histogram(tag, dashboard.d_logits(s, x.to(dev), labels), step)
 
     def evaluate(self, s, step):
         from gan_cli.evaluate import scalars
 
-        result = self.evaluator(s.sampler(self.cfg.latent_dim), self.cfg.latent_dim, s.num_classes)
+        result = self.quality = self.evaluator(s.sampler(self.cfg.latent_dim), self.cfg.latent_dim, s.num_classes)
         self.board.scalars(scalars(result), step)
         with open(self.metrics_log, "a") as f:
             f.write(json.dumps({"step": step, **result}) + "\n")
@@ -144,6 +160,7 @@ class Outputs(Follower):
                       "nonfinite_skips": s.nonfinite_skips},
             "rng": {**device.rng_state(), "data": self.data_src.state_dict()},
             "fixed_z": self.fixed_z, "num_classes": s.num_classes,  # None: unconditional
+            "run_name": self.name,  # TensorBoard's: a resumed run writes on under tb/<run_name>/
             "config": OmegaConf.to_container(self.cfg, resolve=True),
             "overrides": list(self.overrides),
         }

@@ -7,7 +7,10 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+import hydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from gan_cli.errors import EXIT_ENVIRONMENT
@@ -56,6 +59,32 @@ def _log_file(run_dir, job_name):
 def _dirname(text):
     """A sweep job's folder name from its overrides: one path component, not too long."""
     return text.replace("/", "_")[:120]
+
+
+def timestamp():
+    return f"{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def tensorboard_name(hc, cfg):
+    """The run's name in TensorBoard (its events go to tb/<name>/), so `tensorboard --logdir outputs/` tells runs
+    apart: a sweep job's override dirname (loss=hinge,seed=1); a single run's start time, then the overrides
+    whose values differ from the defaults (20261203-101500_loss=hinge,trainer.steps=500)."""
+    if hc.mode == RunMode.MULTIRUN:
+        return _dirname(hc.job.override_dirname) or f"job{hc.job.num}"
+    defaults = hydra.compose(hc.job.config_name)
+    exclude = set(hc.job.config.override_dirname.exclude_keys)
+    parser = OverridesParser.create()
+    changed = sorted(text for text in hc.overrides.task
+                     if (key := parser.parse_override(text).key_or_group.lstrip("+~")) not in exclude
+                     and not _same(cfg, defaults, key))
+    return _dirname("_".join([timestamp(), *([",".join(changed)] if changed else [])]))
+
+
+def _same(cfg, defaults, key):
+    """Whether `key` holds the same value (or group) in both configs; False where either lacks it (+experiment)."""
+    missing = object()
+    value = OmegaConf.select(cfg, key, default=missing)
+    return value is not missing and value == OmegaConf.select(defaults, key, default=missing)
 
 
 def register_resolvers():

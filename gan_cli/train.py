@@ -12,8 +12,10 @@ from gan_cli import cli, run_folder
 log = logging.getLogger(__name__)
 
 
-def train(cfg, run_dir, overrides=()):
-    """Train per `cfg` into `run_dir`; `overrides` are the command line's, kept so resume can recompose."""
+def train(cfg, run_dir, overrides=(), name=None):
+    """Train per `cfg` into `run_dir`; `overrides` are the command line's, kept so resume can recompose.
+    `name` is the run's in TensorBoard (run_folder.tensorboard_name; default: the start time); a resumed run
+    keeps its checkpoint's."""
     import torch
 
     from gan_cli import checkpoint, dist, resume, schema
@@ -33,18 +35,20 @@ def train(cfg, run_dir, overrides=()):
     s, data_src, loss = build(cfg)
     s.d_probability = _check_contract(s, data_src, cfg)
     fixed_z = torch.randn(fixed_noise_size(cfg.data), cfg.latent_dim, generator=torch.Generator().manual_seed(cfg.seed))
+    name = name or run_folder.timestamp()
     if ckpt is not None:
         resume.restore(s, ckpt, data_src)
         fixed_z = ckpt["fixed_z"]
+        name = ckpt.get("run_name", "")  # "": a run from before names, whose events lie in tb/ itself
         log.info("resuming %s at step %d", ckpt["path"], s.step)
     if main:
         _describe(s, data_src, cfg, run_dir)
     evaluator = _evaluator(cfg, s.speed.device) if cfg.trainer.eval_every and main else None
     with StopOnSignal(keep=dist.world_size() > 1) as stopper:
-        out = (Outputs(run_dir, cfg, overrides, fixed_z, data_src, stopper, evaluator, resume.purge_step(ckpt))
+        out = (Outputs(run_dir, cfg, overrides, fixed_z, data_src, stopper, evaluator, resume.purge_step(ckpt), name)
                if main else Follower(stopper))
         if ckpt is None:
-            out.start()
+            out.start(s)
         try:
             out.finish(s, fit(s, loss, data_src, cfg, out))
         except RuntimeError as e:  # dist.DistError is one too
@@ -154,7 +158,8 @@ def _task(cfg):
     if threads:
         torch.set_num_threads(threads)
     try:
-        train(cfg, hc.runtime.output_dir, [o for o in hc.overrides.task if not o.startswith("resume=")])
+        train(cfg, hc.runtime.output_dir, [o for o in hc.overrides.task if not o.startswith("resume=")],
+              run_folder.tensorboard_name(hc, cfg))
     except BaseException:
         run_folder.remove_if_unused(hc.runtime.output_dir)
         raise

@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from conftest import run_cli, tiny_overrides
+from gan_cli.board import events_folder
 from gan_cli.sample import sample
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +29,7 @@ def trained(tmp_path_factory, mnist_root):
 def test_gan_train_writes_a_run_folder(trained):
     assert (trained / "checkpoints" / "last.pt").is_file()
     assert (trained / ".hydra" / "config.yaml").is_file() and (trained / "train.log").is_file()
-    assert list((trained / "tb").glob("events.out.tfevents.*"))
+    assert list(events_folder(trained).glob("events.out.tfevents.*"))
 
 
 def test_gan_sample_writes_pngs_of_the_trained_size(trained, tmp_path):

@@ -8,6 +8,7 @@ from PIL import Image
 
 from conftest import run_cli, tiny_overrides
 from gan_cli import losses, models
+from gan_cli.board import events_folder
 from gan_cli.loop import TrainState, train_step
 from gan_cli.sample import sample
 from gan_cli.train import train
@@ -87,7 +88,8 @@ def conditional_run(tmp_path_factory, mnist_root):
 
     run = tmp_path_factory.mktemp("conditional")
     with initialize_config_module("gan_cli.configs", version_base="1.3"):
-        train(compose("train", overrides=[*tiny_overrides(mnist_root, "mlp"), "model.conditional=true"]), run)
+        over = [*tiny_overrides(mnist_root, "mlp"), "model.conditional=true"]
+        train(compose("train", overrides=over), run, over)
     return run
 
 
@@ -96,14 +98,14 @@ def test_the_sample_grid_has_a_row_per_class_and_the_run_ends_with_an_interpolat
 
     assert Image.open(conditional_run / "samples" / "step_0000004.png").size == (8 * 30 + 2, 10 * 30 + 2)
     assert Image.open(conditional_run / "samples" / "interpolation.png").size == (8 * 30 + 2, 10 * 30 + 2)
-    ea = EventAccumulator(str(conditional_run / "tb"))
+    ea = EventAccumulator(str(events_folder(conditional_run)))
     ea.Reload()
     assert "Samples/interpolation" in ea.Tags()["images"]
     plugin = ea.PluginTagToContent("hparams")
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     start = plugin_data_pb2.HParamsPluginData.FromString(plugin["_hparams_/session_start_info"])
-    assert start.session_start_info.hparams["conditional"].number_value == 1  # torch writes a bool as a number
+    assert start.session_start_info.hparams["model.conditional"].number_value == 1  # torch writes a bool as a number
 
 
 def test_label_draws_one_class_and_all_draws_a_row_per_class(conditional_run, tmp_path):

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from gan_cli import checkpoint, dist
+from gan_cli.board import events_folder
 from gan_cli.train import train
 
 from conftest import BIN, tiny_overrides, wait_for_steps
@@ -53,7 +54,7 @@ def test_two_processes_match_one_with_the_global_batch(two_process_run, make_cfg
             assert torch.allclose(ranks[0][net][key], value, atol=1e-5), f"{net}.{key}: 2 processes != 1 process"
     # rank 0 alone wrote the run folder: one checkpoint set, one TensorBoard writer
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.pt"]
-    writers = {p.name.split(".")[-2] for p in (run / "tb").glob("events.out.tfevents.*")}
+    writers = {p.name.split(".")[-2] for p in events_folder(run).glob("events.out.tfevents.*")}
     assert len(writers) == 1, writers  # event files of one process (its pid is in their names)
     assert checkpoint.load(run)["step"] == 6
 

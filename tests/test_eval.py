@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 
 from conftest import run_cli, tiny_overrides
 from gan_cli import classifier, data, evaluate, inception, metrics, toy
+from gan_cli.board import events_folder
 from gan_cli.errors import EnvironmentProblem
 from gan_cli.sample import sample
 from gan_cli.train import train
@@ -79,7 +80,7 @@ def test_eval_every_logs_metrics_to_tensorboard_and_jsonl_and_resume_drops_redon
     assert [line["step"] for line in lines] == [2, 4] and "inception_score" in lines[0]
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    ea = EventAccumulator(str(tmp_path / "tb"))
+    ea = EventAccumulator(str(events_folder(tmp_path)))
     ea.Reload()
     assert [e.step for e in ea.Scalars("Metrics/fd_classifier")] == [2, 4]
     train(make_cfg(f"resume={tmp_path / 'checkpoints' / 'step_0000002.pt'}", "trainer.steps=4"), tmp_path, [])

@@ -10,6 +10,7 @@ from torch import nn
 
 from conftest import run_cli
 from gan_cli import losses, penalties
+from gan_cli.board import events_folder
 from gan_cli.train import train
 
 
@@ -73,7 +74,7 @@ def test_every_loss_trains_50_steps_on_ring8_with_finite_values(make_cfg, tmp_pa
     cfg = make_cfg("+experiment=ring8", "data=ring8", "trainer.steps=50", "trainer.log_every=10", "trainer.sample_every=0",
                    "batch_size=64", *extra.get(loss, [f"loss={loss}"]), model="mlp")
     train(cfg, tmp_path)
-    ea = EventAccumulator(str(tmp_path / "tb"), size_guidance={"scalars": 0})
+    ea = EventAccumulator(str(events_folder(tmp_path)), size_guidance={"scalars": 0})
     ea.Reload()
     tags = ea.Tags()["scalars"]
     values = [e.value for tag in tags for e in ea.Scalars(tag)]
@@ -99,6 +100,6 @@ def test_a_run_resumed_with_another_loss_logs_that_losss_scalars(make_cfg, mnist
     s = train(make_cfg(f"resume={tmp_path}", "trainer.steps=4", "trainer.log_every=2", "loss=hinge"), tmp_path,
               ["trainer.steps=4", "loss=hinge"])
     assert s.step == 4 and "open logging window restarts" in caplog.text
-    ea = EventAccumulator(str(tmp_path / "tb"))
+    ea = EventAccumulator(str(events_folder(tmp_path)))
     ea.Reload()
     assert [e.step for e in ea.Scalars("D/real_score")] == [4] and [e.step for e in ea.Scalars("D/real")] == [2]

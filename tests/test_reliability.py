@@ -15,13 +15,14 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import BIN, run_cli, tiny_overrides, wait_for_steps
 from gan_cli import checkpoint, data, device
+from gan_cli.board import events_folder
 from gan_cli.errors import CheckpointError, EnvironmentProblem, NonFiniteError
 from gan_cli.sample import sample
 from gan_cli.train import train
 
 
 def scalars(run_dir):
-    ea = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
+    ea = EventAccumulator(str(events_folder(run_dir)), size_guidance={"scalars": 0})
     ea.Reload()
     return {tag: [(e.step, e.value) for e in ea.Scalars(tag)] for tag in ea.Tags()["scalars"]
             if not tag.startswith(("Speed/", "final/"))}

@@ -6,12 +6,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import tiny_overrides
 from gan_cli import checkpoint
+from gan_cli.board import events_folder
 from gan_cli.errors import CheckpointError, ConfigError
 from gan_cli.train import train
 
 
 def events(run_dir):
-    ea = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    ea = EventAccumulator(str(events_folder(run_dir)), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
     ea.Reload()
     return ea
 

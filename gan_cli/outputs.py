@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from gan_cli import checkpoint, dashboard, device, dist, latent, toy
 from gan_cli.board import Board, generate
 from gan_cli.errors import NonFiniteError
+from gan_cli.run_folder import TensorBoardRun
 
 log = logging.getLogger(__name__)
 GRID = 64  # images in the fixed-noise sample grid
@@ -76,12 +77,14 @@ class Follower:
 class Outputs(Follower):
     """Rank 0's outputs: the run folder's TensorBoard events, samples/, metrics.jsonl and checkpoints/."""
 
-    def __init__(self, run_dir, cfg, overrides, fixed_z, data_src, stopper, evaluator=None, purge_step=None, name=""):
+    def __init__(self, run_dir, cfg, overrides, fixed_z, data_src, stopper, evaluator=None, purge_step=None,
+                 board_run=None):
         super().__init__(stopper)
-        self.run_dir, self.cfg, self.overrides, self.name = Path(run_dir), cfg, overrides, name
+        self.run_dir, self.cfg, self.overrides = Path(run_dir), cfg, overrides
+        self.board_run = board_run or TensorBoardRun("", list(overrides))
         self.fixed_z, self.data_src, self.evaluator = fixed_z, data_src, evaluator
         self.toy = toy.is_toy(cfg.data)
-        self.board = Board(run_dir, name, purge_step)
+        self.board = Board(run_dir, self.board_run.name, purge_step)
         self.quality = None  # the last evaluation's result
         self.metrics_log = self.run_dir / "metrics.jsonl"
         if purge_step is not None and self.metrics_log.is_file():  # as TensorBoard: drop what will be redone
@@ -104,8 +107,8 @@ class Outputs(Follower):
                 z, y = interpolation_inputs(self.fixed_z, s.num_classes)
                 self.board.grid("Samples/interpolation", self._generate(s, z, y), s.step, png_name="interpolation.png",
                                 nrow=ROW)
-            self.board.hparams(dashboard.hparams_of(self.overrides, self.cfg), dashboard.final_metrics(self.quality, final),
-                               s.step)
+            self.board.hparams(dashboard.hparams_of(self.board_run.overrides, self.cfg),
+                               dashboard.final_metrics(self.quality, final), s.step)
 
     def close(self):
         self.board.close()
@@ -160,7 +163,7 @@ class Outputs(Follower):
                       "nonfinite_skips": s.nonfinite_skips},
             "rng": {**device.rng_state(), "data": self.data_src.state_dict()},
             "fixed_z": self.fixed_z, "num_classes": s.num_classes,  # None: unconditional
-            "run_name": self.name,  # TensorBoard's: a resumed run writes on under tb/<run_name>/
+            "tensorboard": self.board_run._asdict(),  # a resumed run writes on under tb/<name>/, with the same HParams
             "config": OmegaConf.to_container(self.cfg, resolve=True),
             "overrides": list(self.overrides),
         }

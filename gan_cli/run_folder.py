@@ -6,6 +6,7 @@ import shutil
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import hydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -61,23 +62,44 @@ def _dirname(text):
     return text.replace("/", "_")[:120]
 
 
-def timestamp():
-    return f"{datetime.now():%Y%m%d-%H%M%S}"
+class TensorBoardRun(NamedTuple):
+    """How TensorBoard tells a run apart: its name (events in tb/<name>/) and the overrides that set it apart
+    (its HParams)."""
+
+    name: str
+    overrides: list
 
 
-def tensorboard_name(hc, cfg):
-    """The run's name in TensorBoard (its events go to tb/<name>/), so `tensorboard --logdir outputs/` tells runs
-    apart: a sweep job's override dirname (loss=hinge,seed=1); a single run's start time, then the overrides
-    whose values differ from the defaults (20261203-101500_loss=hinge,trainer.steps=500)."""
+def tensorboard_run(hc, cfg):
+    """A sweep job: the keys its sweep varies, named by their values (loss=hinge,seed=1). A single run: the
+    overrides whose values differ from the defaults, named after its start time (20261203-101500_loss=hinge)."""
+    overrides = {_key(o): o.input_line for o in OverridesParser.create().parse_overrides(list(hc.overrides.task))}
     if hc.mode == RunMode.MULTIRUN:
-        return _dirname(hc.job.override_dirname) or f"job{hc.job.num}"
+        swept = _swept_keys(Path(hc.sweep.dir) / "multirun.yaml")
+        shown = sorted(text for key, text in overrides.items() if key in swept)
+        return TensorBoardRun(_dirname(",".join(shown) or hc.job.override_dirname) or f"job{hc.job.num}", shown)
     defaults = hydra.compose(hc.job.config_name)
     exclude = set(hc.job.config.override_dirname.exclude_keys)
-    parser = OverridesParser.create()
-    changed = sorted(text for text in hc.overrides.task
-                     if (key := parser.parse_override(text).key_or_group.lstrip("+~")) not in exclude
-                     and not _same(cfg, defaults, key))
-    return _dirname("_".join([timestamp(), *([",".join(changed)] if changed else [])]))
+    shown = sorted(text for key, text in overrides.items() if key not in exclude and not _same(cfg, defaults, key))
+    return started_now(shown)
+
+
+def started_now(overrides):
+    """A run named after its start time, then its overrides."""
+    return TensorBoardRun(_dirname("_".join([f"{datetime.now():%Y%m%d-%H%M%S}", *([",".join(overrides)] if overrides
+                                                                                  else [])])), list(overrides))
+
+
+def _key(override):
+    return override.key_or_group.lstrip("+~")
+
+
+def _swept_keys(multirun_yaml):
+    """The keys a sweep varies (loss=a,b; seed=range(3)), read from the multirun.yaml Hydra writes at its start."""
+    if not multirun_yaml.is_file():
+        return set()
+    task = OmegaConf.load(multirun_yaml).hydra.overrides.task
+    return {_key(o) for o in OverridesParser.create().parse_overrides(list(task)) if o.is_sweep_override()}
 
 
 def _same(cfg, defaults, key):

@@ -12,10 +12,10 @@ from gan_cli import cli, run_folder
 log = logging.getLogger(__name__)
 
 
-def train(cfg, run_dir, overrides=(), name=None):
+def train(cfg, run_dir, overrides=(), board_run=None):
     """Train per `cfg` into `run_dir`; `overrides` are the command line's, kept so resume can recompose.
-    `name` is the run's in TensorBoard (run_folder.tensorboard_name; default: the start time); a resumed run
-    keeps its checkpoint's."""
+    `board_run` is how TensorBoard tells the run apart (run_folder.tensorboard_run; default: named after its
+    start time, with all of `overrides`); a resumed run keeps its checkpoint's."""
     import torch
 
     from gan_cli import checkpoint, dist, resume, schema
@@ -35,17 +35,18 @@ def train(cfg, run_dir, overrides=(), name=None):
     s, data_src, loss = build(cfg)
     s.d_probability = _check_contract(s, data_src, cfg)
     fixed_z = torch.randn(fixed_noise_size(cfg.data), cfg.latent_dim, generator=torch.Generator().manual_seed(cfg.seed))
-    name = name or run_folder.timestamp()
+    board_run = board_run or run_folder.started_now(overrides)
     if ckpt is not None:
         resume.restore(s, ckpt, data_src)
         fixed_z = ckpt["fixed_z"]
-        name = ckpt.get("run_name", "")  # "": a run from before names, whose events lie in tb/ itself
+        # A run from before runs had names kept its events in tb/ itself (name "").
+        board_run = run_folder.TensorBoardRun(**ckpt.get("tensorboard", {"name": "", "overrides": ckpt["overrides"]}))
         log.info("resuming %s at step %d", ckpt["path"], s.step)
     if main:
         _describe(s, data_src, cfg, run_dir)
     evaluator = _evaluator(cfg, s.speed.device) if cfg.trainer.eval_every and main else None
     with StopOnSignal(keep=dist.world_size() > 1) as stopper:
-        out = (Outputs(run_dir, cfg, overrides, fixed_z, data_src, stopper, evaluator, resume.purge_step(ckpt), name)
+        out = (Outputs(run_dir, cfg, overrides, fixed_z, data_src, stopper, evaluator, resume.purge_step(ckpt), board_run)
                if main else Follower(stopper))
         if ckpt is None:
             out.start(s)
@@ -159,7 +160,7 @@ def _task(cfg):
         torch.set_num_threads(threads)
     try:
         train(cfg, hc.runtime.output_dir, [o for o in hc.overrides.task if not o.startswith("resume=")],
-              run_folder.tensorboard_name(hc, cfg))
+              run_folder.tensorboard_run(hc, cfg))
     except BaseException:
         run_folder.remove_if_unused(hc.runtime.output_dir)
         raise

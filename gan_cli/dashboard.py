@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 
 from gan_cli.losses import logits_from_probabilities
 from gan_cli.models import call
+from gan_cli.run_folder import override_key
 
 # The quality charts, when trainer.eval_every is on: title -> the metric tags it plots.
 IMAGE_QUALITY = {
@@ -24,7 +25,7 @@ POINTS_QUALITY = {
     "Share of high-quality samples": ["Metrics/high_quality"],
     "KL to uniform over modes (lower is better)": ["Metrics/kl_to_uniform"],
 }
-# The final quality figures an HParams session reports, where the evaluation has them.
+# The final quality figures a run reports to HParams, where its evaluation has them.
 HEADLINE = ("fd_classifier", "inception_score", "precision", "recall", "class_entropy", "conditional_accuracy",
             "modes_covered", "high_quality", "kl_to_uniform")
 
@@ -60,15 +61,14 @@ def d_logits(s, x, y=None):
 
 
 def hparams_of(overrides, cfg):
-    """The run's command-line overrides as HParams, {key: value}: a sweep's table gets one column per swept
-    key. A value is the config's where it is a number, string or flag, else (a group, a list) as written."""
-    parser = OverridesParser.create()
+    """The overrides that set the run apart (run_folder.tensorboard_run) as HParams, {key: value}: a sweep's
+    table gets one column per swept key. A value is the config's where it is a number, string or flag, else
+    (a group, a list) as written."""
     result = {}
-    for text in overrides:
-        override = parser.parse_override(text)
-        key = override.key_or_group.lstrip("+~")
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        key = override_key(override)
         value = OmegaConf.select(cfg, key, default=None)
-        result[key] = value if isinstance(value, (bool, int, float, str)) else text.split("=", 1)[-1]
+        result[key] = value if isinstance(value, (bool, int, float, str)) else override.input_line.split("=", 1)[-1]
     return result
 
 

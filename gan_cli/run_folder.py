@@ -1,5 +1,6 @@
-"""Where a gan-train run writes: Hydra resolvers for its folder, log file and sweep job names, and the
-check that the folder can be written before Hydra creates it. Imports torch only under torchrun or on resume."""
+"""Where a gan-train run writes: Hydra resolvers for its folder, log file and sweep job names, the check that
+the folder can be written before Hydra creates it, and the run's name in TensorBoard. Imports torch only
+under torchrun or on resume."""
 
 import os
 import shutil
@@ -73,7 +74,8 @@ class TensorBoardRun(NamedTuple):
 def tensorboard_run(hc, cfg):
     """A sweep job: the keys its sweep varies, named by their values (loss=hinge,seed=1). A single run: the
     overrides whose values differ from the defaults, named after its start time (20261203-101500_loss=hinge)."""
-    overrides = {_key(o): o.input_line for o in OverridesParser.create().parse_overrides(list(hc.overrides.task))}
+    parsed = OverridesParser.create().parse_overrides(list(hc.overrides.task))
+    overrides = {override_key(o): o.input_line for o in parsed}
     if hc.mode == RunMode.MULTIRUN:
         swept = _swept_keys(Path(hc.sweep.dir) / "multirun.yaml")
         shown = sorted(text for key, text in overrides.items() if key in swept)
@@ -86,11 +88,12 @@ def tensorboard_run(hc, cfg):
 
 def started_now(overrides):
     """A run named after its start time, then its overrides."""
-    return TensorBoardRun(_dirname("_".join([f"{datetime.now():%Y%m%d-%H%M%S}", *([",".join(overrides)] if overrides
-                                                                                  else [])])), list(overrides))
+    parts = [f"{datetime.now():%Y%m%d-%H%M%S}", ",".join(overrides)]
+    return TensorBoardRun(_dirname("_".join(part for part in parts if part)), list(overrides))
 
 
-def _key(override):
+def override_key(override):
+    """The config key or group a parsed override sets: `+experiment=x` -> experiment."""
     return override.key_or_group.lstrip("+~")
 
 
@@ -99,7 +102,7 @@ def _swept_keys(multirun_yaml):
     if not multirun_yaml.is_file():
         return set()
     task = OmegaConf.load(multirun_yaml).hydra.overrides.task
-    return {_key(o) for o in OverridesParser.create().parse_overrides(list(task)) if o.is_sweep_override()}
+    return {override_key(o) for o in OverridesParser.create().parse_overrides(list(task)) if o.is_sweep_override()}
 
 
 def _same(cfg, defaults, key):

@@ -8,7 +8,7 @@ import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from gan_cli.losses import logits_from_probabilities
+from gan_cli.loop import as_logits
 from gan_cli.models import call
 from gan_cli.run_folder import override_key
 
@@ -56,8 +56,7 @@ def d_logits(s, x, y=None):
     D = copy.deepcopy(s.D).train()
     devices = [x.device] if x.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
-        scores = call(D, x, y).float().reshape(-1)
-    return logits_from_probabilities(scores) if s.d_probability else scores
+        return as_logits(s, call(D, x, y))
 
 
 def hparams_of(overrides, cfg):

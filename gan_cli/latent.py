@@ -95,7 +95,6 @@ class Labels:
     def for_samples(self, n, latent_dim, seed, truncation, nrow):
         """(z, labels or None) for mode=sample. label=all: one row of nrow images per class, the same noise
         down each column."""
-
         if isinstance(self.label, list):
             raise ConfigError("a list of labels is for mode=interpolate (one class per seed); with mode=sample "
                               "give one class, e.g. label=7, or label=all")
@@ -109,7 +108,6 @@ class Labels:
     def for_interpolations(self, n_seeds, steps):
         """Labels for the rows of mode=interpolate, (pairs, steps), or class weights (pairs, steps, classes) that
         walk from one seed's class to the next's; None for an unconditional G. label=None: row r holds class r."""
-
         if not self.num_classes:
             return None
         pairs = n_seeds - 1

@@ -146,7 +146,7 @@ def _update(s, net, opt, scaler, loss, name):
     return grad_norm
 
 
-def _logits(s, scores):
+def as_logits(s, scores):
     """D's scores as float32 logits, one per sample: (m,) or (m, 1) -> (m,)."""
     scores = scores.float().reshape(-1)
     return logits_from_probabilities(scores) if s.d_probability else scores
@@ -160,10 +160,11 @@ def d_step(s, loss, real, z, real_y=None, fake_y=None):
             fake = call(s.G, z, fake_y)
         if s.joint_d:  # D without batch norm scores each image alone: one pass over both is the same function
             both_y = None if real_y is None else torch.cat([real_y, fake_y])
-            logits = _logits(s, call(s.D_train, torch.cat([real, fake.to(real.dtype)]), both_y))
+            logits = as_logits(s, call(s.D_train, torch.cat([real, fake.to(real.dtype)]), both_y))
             real_logits, fake_logits = logits[:len(real)], logits[len(real):]
         else:
-            real_logits, fake_logits = _logits(s, call(s.D_train, real, real_y)), _logits(s, call(s.D_train, fake, fake_y))
+            real_logits = as_logits(s, call(s.D_train, real, real_y))
+            fake_logits = as_logits(s, call(s.D_train, fake, fake_y))
         penalty, terms = d_penalty(loss, s.D_train, real, fake, real_logits, real_y)
     loss_d = loss.d(real_logits, fake_logits) + penalty
     _update(s, s.D, s.opt_d, s.scaler_d, loss_d, "D")
@@ -176,7 +177,7 @@ def g_step(s, loss, z, y=None):
     s.D.requires_grad_(False)
     try:
         with s.speed.autocast():
-            fake_logits = _logits(s, call(s.D, call(s.G_train, z, y), y))
+            fake_logits = as_logits(s, call(s.D, call(s.G_train, z, y), y))
         loss_g = loss.g(fake_logits)
         grad_norm = _update(s, s.G, s.opt_g, s.scaler_g, loss_g, "G")
     finally:

@@ -13,7 +13,6 @@ from omegaconf import OmegaConf
 from gan_cli import checkpoint, dashboard, device, dist, latent, toy
 from gan_cli.board import Board, generate
 from gan_cli.errors import NonFiniteError
-from gan_cli.run_folder import TensorBoardRun
 
 log = logging.getLogger(__name__)
 GRID = 64  # images in the fixed-noise sample grid
@@ -77,11 +76,9 @@ class Follower:
 class Outputs(Follower):
     """Rank 0's outputs: the run folder's TensorBoard events, samples/, metrics.jsonl and checkpoints/."""
 
-    def __init__(self, run_dir, cfg, overrides, fixed_z, data_src, stopper, evaluator=None, purge_step=None,
-                 board_run=None):
+    def __init__(self, run_dir, cfg, overrides, board_run, fixed_z, data_src, stopper, evaluator=None, purge_step=None):
         super().__init__(stopper)
-        self.run_dir, self.cfg, self.overrides = Path(run_dir), cfg, overrides
-        self.board_run = board_run or TensorBoardRun("", list(overrides))
+        self.run_dir, self.cfg, self.overrides, self.board_run = Path(run_dir), cfg, overrides, board_run
         self.fixed_z, self.data_src, self.evaluator = fixed_z, data_src, evaluator
         self.toy = toy.is_toy(cfg.data)
         self.board = Board(run_dir, self.board_run.name, purge_step)

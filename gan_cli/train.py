@@ -35,18 +35,18 @@ def train(cfg, run_dir, overrides=(), board_run=None):
     s, data_src, loss = build(cfg)
     s.d_probability = _check_contract(s, data_src, cfg)
     fixed_z = torch.randn(fixed_noise_size(cfg.data), cfg.latent_dim, generator=torch.Generator().manual_seed(cfg.seed))
-    board_run = board_run or run_folder.started_now(overrides)
     if ckpt is not None:
         resume.restore(s, ckpt, data_src)
         fixed_z = ckpt["fixed_z"]
         # A run from before runs had names kept its events in tb/ itself (name "").
         board_run = run_folder.TensorBoardRun(**ckpt.get("tensorboard", {"name": "", "overrides": ckpt["overrides"]}))
         log.info("resuming %s at step %d", ckpt["path"], s.step)
+    board_run = board_run or run_folder.started_now(overrides)
     if main:
         _describe(s, data_src, cfg, run_dir)
     evaluator = _evaluator(cfg, s.speed.device) if cfg.trainer.eval_every and main else None
     with StopOnSignal(keep=dist.world_size() > 1) as stopper:
-        out = (Outputs(run_dir, cfg, overrides, fixed_z, data_src, stopper, evaluator, resume.purge_step(ckpt), board_run)
+        out = (Outputs(run_dir, cfg, overrides, board_run, fixed_z, data_src, stopper, evaluator, resume.purge_step(ckpt))
                if main else Follower(stopper))
         if ckpt is None:
             out.start(s)

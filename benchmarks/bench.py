@@ -140,17 +140,25 @@ def sync(device):
 # ---------------------------------------------------------------------------------------------------------
 # gan-cli: the real config composed by Hydra, the real trainer's hot loop (loop.train_step).
 
-def ours(kind, size, batch, root, seconds, device, overrides=()):
+DATA = {  # --data: how gan-cli's side reads the images at --root
+    "mnist": lambda root: ["data=mnist", f"data.root={root}", "data.download=false"],
+    "folder": lambda root: ["data=folder", f"data.path={root}", "data.channels=1"],
+    "mnist5k": lambda root: ["data=mnist5k"],
+}
+
+
+def ours(kind, size, batch, root, seconds, device, overrides=(), data="mnist", batches=None):
+    """`batches(cfg, device)`, if given, replaces gan-cli's batch source (the ImageFolder reference)."""
     from hydra import compose, initialize_config_module
 
     from gan_cli import dist, loop, train  # importing train registers the schemas, as the entry point does
 
     with initialize_config_module("gan_cli.configs", version_base="1.3"):
-        cfg = compose("train", overrides=[f"model={kind}", "data=mnist", f"data.root={root}", "data.download=false",
-                                          f"data.image_size={size}", f"batch_size={batch}", f"device={device}",
-                                          "trainer.log_every=50", *overrides])
+        cfg = compose("train", overrides=[f"model={kind}", *DATA[data](root), f"data.image_size={size}",
+                                          f"batch_size={batch}", f"device={device}", "trainer.log_every=50", *overrides])
     dist.init()
     s, data_src, loss = train.build(cfg)
+    data_src = batches(cfg, device) if batches else data_src
     stats = []
 
     def step(_):
@@ -163,6 +171,38 @@ def ours(kind, size, batch, root, seconds, device, overrides=()):
     return _time(step, iter(int, 1), batch, seconds, device) * dist.world_size()
 
 
+def imagefolder(kind, size, batch, root, seconds, device, overrides=()):
+    """The ImageFolder path: torchvision's ImageFolder decodes, resizes and normalises every file again each
+    epoch in 2 persistent DataLoader workers (how gan-cli read folders before it prepared them once),
+    feeding gan-cli's own train step."""
+    import torchvision.transforms as T
+    from torch.utils.data import DataLoader
+    from torchvision.datasets import ImageFolder
+
+    def batches(cfg, device):
+        steps = T.Compose([T.Resize(size), T.CenterCrop(size), T.Grayscale(), T.ToTensor(), T.Normalize([0.5], [0.5])])
+        loader = DataLoader(ImageFolder(root, steps), batch_size=batch, shuffle=True, drop_last=True, num_workers=2,
+                            persistent_workers=True, pin_memory=device.type == "cuda")
+        return _Endless(loader, device)
+
+    return ours(kind, size, batch, root, seconds, device, overrides, data="mnist5k", batches=batches)
+
+
+class _Endless:
+    """A DataLoader as gan-cli's batch source: (images, labels) on the device, epoch after epoch."""
+
+    def __init__(self, loader, device):
+        self.loader, self.device, self.it = loader, device, iter(loader)
+
+    def next(self):
+        try:
+            x, y = next(self.it)
+        except StopIteration:
+            self.it = iter(self.loader)
+            x, y = next(self.it)
+        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+
 def run_one(args):
     """One case in this process: images/s, and the peak memory that training added to the libraries'."""
     import torchvision.datasets  # noqa: F401  both sides' libraries are loaded before the baseline is read
@@ -172,8 +212,9 @@ def run_one(args):
     base = 0.0 if device.type == "cuda" else rss_mib()
     kind, size, batch = args.one.split("-")
     size, batch = int(size), int(batch)
-    fn = reference if args.impl == "reference" else ours
-    extra = {"overrides": args.override} if args.impl == "gan-cli" else {}
+    fn = {"reference": reference, "gan-cli": ours, "imagefolder": imagefolder}[args.impl]
+    extra = {"overrides": args.override} if args.impl != "reference" else {}
+    extra.update({"data": args.data} if args.impl == "gan-cli" else {})
     steal, ticks = cpu_ticks()
     speed = fn(kind, size, batch, args.root, args.seconds, device, **extra)
     steal, ticks = (now - before for now, before in zip(cpu_ticks(), (steal, ticks)))
@@ -191,11 +232,11 @@ def quiet_run(measure_once, max_steal, retries):
     return min(runs, key=lambda r: r["steal"])
 
 
-def measure(case, impl, root, seconds, device, overrides=(), nproc=0):
+def measure(case, impl, root, seconds, device, overrides=(), nproc=0, data="mnist"):
     """One case in a fresh process (or, with nproc, in nproc processes under torchrun)."""
     launch = [sys.executable] + (["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] if nproc else [])
     cmd = [*launch, __file__, "--one", case, "--impl", impl, "--root", root, "--seconds", str(seconds),
-           "--device", device, *[a for o in overrides for a in ("--override", o)]]
+           "--device", device, "--data", data, *[a for o in overrides for a in ("--override", o)]]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"bench: {case} {impl} failed:\n{out.stderr[-3000:]}")
@@ -215,13 +256,18 @@ def main():
     p.add_argument("--override", action="append", default=[], help="gan-train override for gan-cli's side")
     p.add_argument("--scaling", action="store_true",
                    help="instead: gan-cli under torchrun with 1 and 2 processes (gloo on CPU, nccl on CUDA)")
-    p.add_argument("--one"), p.add_argument("--impl"), p.add_argument("--root")
+    p.add_argument("--folder", action="store_true",
+                   help="instead: mnist5k's 4,500 training digits as a folder of PNGs, read by torchvision's "
+                        "ImageFolder and by gan-cli's data=folder, against data=mnist5k in memory")
+    p.add_argument("--one"), p.add_argument("--impl"), p.add_argument("--root"), p.add_argument("--data", default="mnist")
     args = p.parse_args()
     if args.one:
         return run_one(args)
 
     if args.scaling:
         return scaling(args)
+    if args.folder:
+        return folder(args)
     rows = []
     result = {"machine": _machine(args.device), "torch": torch.__version__, "seconds": args.seconds,
               "repeats": args.repeats, "max_steal": args.max_steal, "retries": args.retries,
@@ -259,6 +305,45 @@ def scaling(args):
                          "efficiency": speed[2] / (2 * speed[1])})
             print(f"| {case} | {speed[1]:.0f} | {speed[2]:.0f} | {speed[2] / speed[1]:.2f}x | {rows[-1]['efficiency']:.0%} |",
                   flush=True)
+            _write(args.out, result)
+    print(f"wrote {args.out}")
+
+
+def write_digit_folder(root):
+    """mnist5k's 4,500 training digits as 28x28 greyscale PNGs, one subfolder per digit (ImageFolder's layout)."""
+    from omegaconf import OmegaConf
+    from PIL import Image
+
+    from gan_cli import data
+
+    images, labels = data.load_labeled(OmegaConf.create({"name": "mnist5k", "image_size": 28, "channels": 1}))
+    for i, (image, label) in enumerate(zip(images, labels.tolist())):
+        (Path(root) / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image[0].numpy()).save(Path(root) / str(label) / f"{i:05d}.png")
+
+
+def folder(args):
+    """images/s of the same digits read three ways: ImageFolder's per-epoch decode (the reference), gan-cli's
+    prepared folder, and data=mnist5k in memory; each case's gan-cli side with its prepared copy made first."""
+    rows = []
+    result = {"machine": _machine(args.device), "torch": torch.__version__, "seconds": args.seconds, "rows": rows}
+    with tempfile.TemporaryDirectory() as root:
+        os.environ["GAN_CLI_CACHE"] = str(Path(root) / "cache")  # the prepared copy lives and dies with the folder
+        digits = Path(root) / "digits"
+        write_digit_folder(digits)
+        for case in args.cases.split(","):
+            sides = {"imagefolder": ("imagefolder", "mnist5k"), "folder": ("gan-cli", "folder"),
+                     "mnist5k": ("gan-cli", "mnist5k")}
+            runs = {name: [] for name in sides}
+            for _ in range(args.repeats):
+                for name, (impl, data) in sides.items():
+                    once = lambda: measure(case, impl, str(digits), args.seconds, args.device, args.override, data=data)
+                    runs[name].append(quiet_run(once, args.max_steal, args.retries)["images_per_s"])
+            best = {name: max(speeds) for name, speeds in runs.items()}
+            rows.append({"case": case, **{f"{name}_img_s": v for name, v in best.items()},
+                         "folder_vs_memory": best["folder"] / best["mnist5k"]})
+            print(f"| {case} | {best['imagefolder']:.0f} | {best['folder']:.0f} | {best['mnist5k']:.0f} "
+                  f"| {rows[-1]['folder_vs_memory']:.2f}x |", flush=True)
             _write(args.out, result)
     print(f"wrote {args.out}")
 

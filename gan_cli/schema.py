@@ -95,7 +95,15 @@ class DataConfig:
     image_size: int = MISSING
     channels: int = MISSING
     download: bool = MISSING
-    workers: int = MISSING
+    mirror: bool = MISSING
+    # data=folder (gan_cli/folder.py)
+    labels: str = MISSING
+    crop: str = MISSING
+    background: str = MISSING
+    min_size: int = MISSING
+    test_fraction: float = MISSING
+    ram_share: float = MISSING
+    cache_dir: str = MISSING
 
 
 @dataclass
@@ -230,6 +238,8 @@ def check_train(cfg):
     if cfg.data.name not in TOY_DATA:  # toy points have no image size or channels
         _require(cfg.data.image_size > 0, f"data.image_size must be positive, got {cfg.data.image_size}")
         _require(cfg.data.channels in (1, 3), f"data.channels must be 1 or 3, got {cfg.data.channels}")
+    if cfg.data.name == "folder":
+        _check_folder(cfg.data)
     _require(0 <= t.ema_decay < 1, f"trainer.ema_decay must be in [0, 1), got {t.ema_decay}")
     _require(str(t.precision).lower() in ("auto", *PRECISIONS),
              f"trainer.precision must be auto, 32, bf16 or 16, got {t.precision!r}")
@@ -247,6 +257,14 @@ def check_train(cfg):
     for net in ("generator", "discriminator"):
         lr = cfg.optimizer[net].lr
         _require(lr > 0, f"optimizer.{net}.lr must be > 0, got {lr}")
+
+
+def _check_folder(d):
+    _require(d.labels in ("auto", "none", "subfolders"), f"data.labels must be auto, none or subfolders, got {d.labels!r}")
+    _require(d.crop in ("center", "pad"), f"data.crop must be center or pad, got {d.crop!r}")
+    _require(d.min_size >= 1, f"data.min_size must be at least 1 pixel, got {d.min_size}")
+    _require(0 <= d.test_fraction < 1, f"data.test_fraction must be in [0, 1), got {d.test_fraction}; e.g. 0.05")
+    _require(0 <= d.ram_share <= 1, f"data.ram_share must be in [0, 1], got {d.ram_share}; e.g. 0.5")
 
 
 def check_sample(cfg):

@@ -32,7 +32,7 @@ def train(cfg, run_dir, overrides=(), board_run=None):
     ckpt = resume.checkpoint_to_resume(cfg, run_dir)
     if ckpt is not None:
         cfg, overrides = resume.resumed_config(cfg, ckpt, overrides)
-    s, data_src, loss = build(cfg)
+    s, data_src, loss = build(cfg, ckpt.get("dataset") if ckpt else None)
     s.d_probability = _check_contract(s, data_src, cfg)
     fixed_z = torch.randn(fixed_noise_size(cfg.data), cfg.latent_dim, generator=torch.Generator().manual_seed(cfg.seed))
     if ckpt is not None:
@@ -44,7 +44,7 @@ def train(cfg, run_dir, overrides=(), board_run=None):
     board_run = board_run or run_folder.started_now(overrides)
     if main:
         _describe(s, data_src, cfg, run_dir)
-    evaluator = _evaluator(cfg, s.speed.device) if cfg.trainer.eval_every and main else None
+    evaluator = _evaluator(cfg, s.speed.device, data_src) if cfg.trainer.eval_every and main else None
     with StopOnSignal(keep=dist.world_size() > 1) as stopper:
         out = (Outputs(run_dir, cfg, overrides, board_run, fixed_z, data_src, stopper, evaluator, resume.purge_step(ckpt))
                if main else Follower(stopper))
@@ -67,9 +67,10 @@ def train(cfg, run_dir, overrides=(), board_run=None):
     return s
 
 
-def build(cfg):
+def build(cfg, dataset=None):
     """(TrainState, batch source, loss) for a composed config: data, nets, optimizers and speed settings
-    on the device `cfg.device` names (under torchrun, this rank's)."""
+    on the device `cfg.device` names (under torchrun, this rank's). `dataset`: a resumed checkpoint's record
+    of its prepared image folder, which it trains on again."""
     import torch
     from hydra.utils import instantiate
 
@@ -79,7 +80,7 @@ def build(cfg):
     dev = dist.device(device.pick(cfg.device))
     torch.manual_seed(cfg.seed)  # the same on every rank: the nets start equal, the noise is drawn equal
     rank, world = dist.rank(), dist.world_size()
-    data_src = data.batches(cfg.data, cfg.batch_size, dev, cfg.seed, rank, world)
+    data_src = data.batches(cfg.data, cfg.batch_size, dev, cfg.seed, rank, world, dataset)
     G, D = models.build(cfg.model, cfg.latent_dim, data.sample_shape(cfg.data), data_src.num_classes)
     num_classes = data_src.num_classes if cfg.model.conditional else None
     fast = speed.resolve(cfg.trainer, dev, convolutional=cfg.model.name == "dcgan", builtin=cfg.model.name != "custom")
@@ -101,8 +102,6 @@ def _describe(s, data_src, cfg, run_dir):
     """The start-up block, on the console and in train.log: where the run writes and what it trains."""
     import torch
 
-    from gan_cli import data
-
     def size(net):
         return f"{type(net).__name__}, {sum(p.numel() for p in net.parameters()):,} parameters"
 
@@ -114,7 +113,7 @@ def _describe(s, data_src, cfg, run_dir):
                  f"G: {size(s.G)}", f"D: {size(s.D)}" + (" (outputs read as probabilities)" if s.d_probability else ""),
                  *([f"conditional on {s.num_classes} classes: D sees real labels, G's are drawn uniformly"]
                    if s.num_classes else []),
-                 f"data: {cfg.data.name}, {len(data_src):,} training samples of shape {data.sample_shape(cfg.data)}",
+                 *data_src.describe(cfg.data.name),
                  f"loss: {cfg.loss.name}; k = {t.d_steps} D step(s) per G step; batch {cfg.batch_size}; "
                  f"steps {s.step} -> {t.steps}"):
         log.info(line)
@@ -134,10 +133,11 @@ def _check_contract(s, data_src, cfg):
     return contract.check(s.G, s.D, z, data_src.preview(cfg.batch_size).to(dev), d_output, y)
 
 
-def _evaluator(cfg, dev):
+def _evaluator(cfg, dev, data_src):
     from gan_cli.evaluate import make_evaluator
 
-    return make_evaluator(cfg.data, dev, cfg.eval.n, cfg.eval.seed, cfg.eval.cache_dir)
+    dataset = data_src.prepared.record() if data_src.prepared else None  # the folder set that trains is scored
+    return make_evaluator(cfg.data, dev, cfg.eval.n, cfg.eval.seed, cfg.eval.cache_dir, dataset=dataset)
 
 
 def _threads_for(launcher):

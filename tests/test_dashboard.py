@@ -66,7 +66,7 @@ def test_the_gan_dashboard_pairs_the_players_curves_and_every_chart_plots_logged
 
 def test_a_critic_loss_charts_raw_scores_and_its_penalty():
     stat_names = losses.build({"name": "wgan_gp", "gp_lambda": 10.0, "drift": 0.0, "r1_gamma": 0.0}).stat_names()
-    layout = dashboard.layout(stat_names, evaluated=False, points=False, conditional=False)["GAN"]
+    layout = dashboard.layout(stat_names, {})["GAN"]
     assert layout["D's raw scores on real and fake"] == ["Multiline", ["^D/real_score$", "^D/fake_score$"]]
     assert layout["Critic estimate and penalties"] == ["Multiline", ["^Loss/wasserstein_estimate$", "^Loss/gp$"]]
     assert not [title for title in layout if "Inception" in title]  # no quality charts without evaluation

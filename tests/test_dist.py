@@ -159,3 +159,24 @@ def test_sync_batch_norm_on_the_cpu_is_one_clear_error(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ConfigError, match="trainer.sync_batch_norm needs CUDA"):
         dist.wrap(torch.nn.BatchNorm2d(3), torch.device("cpu"), sync_batch_norm=True)
+
+
+@pytest.mark.slow  # about 15 s: it launches its own processes; run by make test-all
+def test_two_processes_on_a_folder_prepare_it_once_and_match_one_process(tmp_path):
+    """Both ranks map the one prepared file (the second waits while the first prepares it) and, mirrored
+    batches included, compute what one process does with the global batch."""
+    from hydra import compose, initialize_config_module
+
+    from test_folder import overrides, write_flat
+
+    write_flat(tmp_path / "pics", 64)
+    common = [o for o in overrides(tmp_path / "pics", tmp_path / "cache", "data.mirror=true", "data.test_fraction=0",
+                                   "trainer.steps=4", model="mlp") if not o.startswith("batch_size")]
+    common += [o for o in EXACT if not o.startswith(("trainer.log_every", "trainer.sample_every", "trainer.ckpt_every"))]
+    ranks = job(2, tmp_path / "run", tmp_path / "weights", *common, "batch_size=8")
+    with initialize_config_module("gan_cli.configs", version_base="1.3"):
+        one = train(compose("train", overrides=[*common, "batch_size=16"]), tmp_path / "one")
+    for key, value in one.G.state_dict().items():
+        assert torch.equal(ranks[0]["G"][key], ranks[1]["G"][key])
+        assert torch.allclose(ranks[0]["G"][key], value, atol=1e-5), f"G.{key}: 2 processes != 1 process"
+    assert len(list((tmp_path / "cache" / "folders").glob("*.u8"))) == 1

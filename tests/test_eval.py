@@ -50,7 +50,7 @@ def test_gan_eval_scores_a_checkpoint_deterministically_and_writes_metrics_json(
 
 def test_real_test_images_score_better_than_noise_and_than_mode_collapse(mnist_root, tmp_path, cache):
     cfg_data = OmegaConf.create({"name": "mnist", "root": str(mnist_root), "path": None, "image_size": 28,
-                                 "channels": 1, "download": False, "workers": 0})
+                                 "channels": 1, "download": False})
     ev = evaluate.Evaluator(cfg_data, torch.device("cpu"), n=32, seed=0, cache_dir=cache)
     real = data.uint8_to_signed(data.load_labeled(cfg_data, train=False)[0])
 
@@ -153,7 +153,7 @@ def test_ema_samples_and_resumes_exactly(make_cfg, mnist_root, tmp_path):
 
 def test_conditional_accuracy_and_intra_class_fd_tell_a_g_that_draws_the_asked_class(mnist_root, cache):
     cfg_data = OmegaConf.create({"name": "mnist", "root": str(mnist_root), "path": None, "image_size": 28,
-                                 "channels": 1, "download": False, "workers": 0})
+                                 "channels": 1, "download": False})
     ev = evaluate.Evaluator(cfg_data, torch.device("cpu"), n=40, seed=0, cache_dir=cache)
     images, labels = data.load_labeled(cfg_data, train=True)
     images = data.uint8_to_signed(images)

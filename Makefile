@@ -11,7 +11,7 @@ COMPARE_DIR   ?= outputs/compare
 COMPARE_SEEDS ?= 0,1,2
 RECIPE_DIR    ?= outputs/recipe/$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: install test test-all demo compare study recipe bench docs-tables gpu-check speed-quality clean
+.PHONY: install test test-all demo compare study recipe bench folder-scores docs-tables gpu-check speed-quality clean
 
 install: $(VENV)/.installed
 
@@ -68,11 +68,18 @@ recipe: install
 	$(VENV)/bin/gan-eval ckpt=$(RECIPE_DIR)
 	$(VENV)/bin/gan-sample ckpt=$(RECIPE_DIR) n=100 nrow=10 out=$(RECIPE_DIR)/generated
 
-# Speed: gan-cli's trainer against a tutorial-style loop, then 1 vs 2 torchrun processes (docs/performance.md).
+# Speed: gan-cli's trainer against a tutorial-style loop, then 1 vs 2 torchrun processes, then image folders: the
+# same digits from a folder and in memory, and preparing 60,000 PNGs and 100,000 JPEGs (docs/performance.md).
 BENCH_DIR ?= outputs/bench
 bench: install
 	$(PY) benchmarks/bench.py --out $(BENCH_DIR)/results.json
 	$(PY) benchmarks/bench.py --scaling --cases mlp-28-64,dcgan-32-64 --out $(BENCH_DIR)/scaling.json
+	$(PY) benchmarks/bench.py --folder --cases dcgan-28-64 --out $(BENCH_DIR)/folder.json
+	$(PY) benchmarks/prepare_speed.py --out $(BENCH_DIR)/folders.json
+
+# Does the offline score of an image folder rank checkpoints as the domain classifier does? (docs/quality.md)
+folder-scores: install
+	$(PY) benchmarks/folder_scores.py --out outputs/folder-scores
 
 # The tables and plots in docs/ from what bench and compare last wrote under outputs/.
 docs-tables: install

@@ -5,7 +5,9 @@
 # 2. the speed table against the tutorial-style loop (bench.py --device cuda) -> OUTDIR/results-cuda.json;
 # 3. the other speed settings train: float16 with GradScalers, float32, torch.compile;
 # 4. quality of the fast defaults at equal steps (float32 vs auto, 3 seeds) -> OUTDIR/speed_quality.md;
-# 5. steps/s of the speed settings side by side (step_speed.py).
+# 5. steps/s of the speed settings side by side (step_speed.py);
+# 6. an image folder on the GPU: in GPU memory and memory-mapped (pinned, asynchronous copies), gan-eval on it,
+#    and the folder row of the speed table (bench.py --folder).
 # Parts run in that order, each with its own time limit, within BUDGET seconds in all; one that fails does
 # not stop the rest. The whole output goes to OUTDIR/gpu_check.log, a summary to stdout.
 set -u
@@ -85,7 +87,23 @@ steps() {
     python3 "$here/step_speed.py" --device $DEVICE --rounds 10 "${v[@]/%/ data.image_size=64}"
 }
 
-export -f smoke modes quality steps
+folders() {
+    local rc=0 share
+    (cd "$here" && python3 -c "import bench, sys; bench.write_digit_folder(sys.argv[1])" "$runs/digits") || return
+    for share in 0.5 0; do
+        gan-train device=$DEVICE data=folder data.path="$runs/digits" data.channels=1 data.image_size=28 \
+            data.ram_share=$share data.mirror=true trainer.steps=200 trainer.log_every=50 trainer.ckpt_every=0 \
+            hydra.run.dir="$runs/folder-$share" \
+            && gan-eval ckpt="$runs/folder-$share" n=1000 device=$DEVICE \
+            && echo "folders: data.ram_share=$share: trained 200 steps and scored" >>"$out/summary.txt" \
+            || { rc=1; echo "folders: data.ram_share=$share: FAILED" >>"$out/summary.txt"; }
+    done
+    python3 "$here/bench.py" --folder --cases dcgan-28-64 --device $DEVICE --seconds $SECONDS_PER_CASE --repeats 1 \
+        --out "$out/folder-cuda.json" || rc=1
+    return $rc
+}
+
+export -f smoke modes quality steps folders
 : >"$out/summary.txt"
 { nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA')"; } 2>&1 | tee -a "$log"
 part smoke 240 smoke
@@ -93,6 +111,7 @@ part bench 480 python3 "$here/bench.py" --cases "${BENCH_CASES:-mlp-28-64,mlp-28
 part modes 240 modes
 part quality 300 quality
 part steps 240 steps
+part folders 240 folders
 echo "---- summary"
 cat "$out/summary.txt"
 grep -E "^smoke:|^\| |steps/s" "$log"

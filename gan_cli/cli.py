@@ -8,7 +8,7 @@ import traceback
 import hydra
 
 from gan_cli import schema
-from gan_cli.errors import EXIT_BAD_CONFIG, EXIT_INTERNAL, GanError
+from gan_cli.errors import EXIT_BAD_CONFIG, EXIT_INTERNAL, EXIT_SIGINT, GanError
 
 
 def command(prog, config_name, task):
@@ -22,6 +22,9 @@ def command(prog, config_name, task):
         except GanError as e:
             print(f"{prog}: error: {e}", file=sys.stderr, flush=True)
             raise SystemExit(e.exit_code) from None
+        except KeyboardInterrupt:  # before training has its own handler (preempt.py): start-up, gan-sample, gan-eval
+            print(f"{prog}: stopped by Ctrl-C", file=sys.stderr, flush=True)
+            raise SystemExit(EXIT_SIGINT) from None
         except Exception:
             traceback.print_exc()
             print(f"{prog}: internal error (a bug in gan-cli; please report it)", file=sys.stderr)

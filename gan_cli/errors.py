@@ -5,6 +5,7 @@ EXIT_BAD_CONFIG = 2
 EXIT_BAD_INPUT = 3
 EXIT_ENVIRONMENT = 4
 EXIT_NONFINITE = 5
+EXIT_SIGINT = 130  # 128 + SIGINT, as a shell reports it (preempt.py: 128 + the signal after a save)
 EXIT_INTERNAL = 70  # a bug in gan-cli (EX_SOFTWARE); never a user mistake
 
 

@@ -207,13 +207,20 @@ def _why(error):
         return "not an image that Pillow can read"
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
     if "truncated" in text:
-        return f"truncated ({text})"
+        return "truncated" + ("" if text == "image file is truncated" else f" ({text})")
     return f"unreadable ({type(error).__name__}{': ' + text[:120] if text else ''})"
 
 
 def _decode_one(task):
     path, settings = task
     return decode(path, settings)
+
+
+def _ignore_ctrl_c():
+    """In a worker: Ctrl-C is the parent's to handle (it stops the pool), not a traceback per worker."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def workers_for(n):
@@ -231,7 +238,7 @@ def decode_all(paths, settings):
         return
     import multiprocessing
 
-    with multiprocessing.Pool(workers) as pool:  # its exit terminates the workers, also on Ctrl-C
+    with multiprocessing.Pool(workers, _ignore_ctrl_c) as pool:  # its exit terminates the workers, also on Ctrl-C
         yield from pool.imap(_decode_one, tasks, chunksize=64)
 
 
@@ -242,9 +249,10 @@ def decode_all(paths, settings):
 class Prepared:
     """A prepared folder: the manifest and the uint8 array file beside it, training images first."""
 
-    def __init__(self, manifest_path):
+    def __init__(self, manifest_path, source=None):
         self.manifest_path = Path(manifest_path)
         self.manifest = json.loads(self.manifest_path.read_text())
+        self.source = str(source or self.manifest["source"])  # where the folder is now (it may have moved)
         self.array_path = self.manifest_path.with_suffix(".u8")
         self.shape = tuple(self.manifest["shape"])
         self.count, self.train_count = self.manifest["count"], self.manifest["train"]
@@ -264,13 +272,13 @@ class Prepared:
     def record(self):
         """What a checkpoint keeps so that resume and gan-eval find this set again, from any folder."""
         m = self.manifest
-        return {"source": m["source"], "manifest": str(self.manifest_path), "key": m["key"], "count": self.count,
+        return {"source": self.source, "manifest": str(self.manifest_path), "key": m["key"], "count": self.count,
                 "train": self.train_count, "shape": list(self.shape)}
 
     def describe(self, placement=None):
         """The start-up block's lines about this set; `placement`: how training holds it."""
         m, size = self.manifest, "x".join(map(str, self.shape))
-        lines = [f"data: folder {m['source']}: {self.count:,} images of {size} ({self.train_count:,} to train on, "
+        lines = [f"data: folder {self.source}: {self.count:,} images of {size} ({self.train_count:,} to train on, "
                  f"{self.count - self.train_count:,} held out for evaluation)",
                  f"data: prepared copy {self.array_path} ({self.nbytes / 2**20:,.1f} MiB"
                  f"{', ' + placement if placement else ''})"]
@@ -288,24 +296,36 @@ class Prepared:
 
 
 def open_or_prepare(cfg_data, record=None):
-    """The prepared set for a folder config: the checkpoint's own (`record`) while its file exists, else the one
+    """The prepared set for a folder config: the checkpoint's own (`record`) while its files exist, else the one
     whose key matches the folder as it is now, prepared first if there is none."""
-    if record and Path(record["manifest"]).is_file() and Path(record["manifest"]).with_suffix(".u8").is_file():
-        return Prepared(record["manifest"])
+    if record and (prepared := _open(record["manifest"], record["source"])):
+        return prepared
     root = source_folder(cfg_data, record)
     settings = settings_of(cfg_data)
     listing = scan(root)
     key = cache_key(listing, settings)
     cache = Path(str(cfg_data.cache_dir)).expanduser() / "folders"
-    manifest = cache / f"{key}.json"
-    if not manifest.is_file():
+    prepared = _open(cache / f"{key}.json", root)
+    if prepared is None:
         with _locked(cache, key):  # several runs on one folder at once (torchrun ranks, a sweep): one prepares
-            if not manifest.is_file():
+            prepared = _open(cache / f"{key}.json", root)
+            if prepared is None:
                 prepare(listing, settings, key, cache)
+                prepared = Prepared(cache / f"{key}.json", root)
     if record and record["key"] != key:
         log.warning("the prepared copy %s is gone and %s has changed since: continuing on the folder as it is now",
                     record["manifest"], root)
-    return Prepared(manifest)
+    return prepared
+
+
+def _open(manifest_path, source):
+    """The prepared set a manifest describes, or None where it or its array file is missing or incomplete."""
+    try:
+        prepared = Prepared(manifest_path, source)
+        complete = prepared.array_path.stat().st_size == prepared.nbytes
+    except (OSError, ValueError, KeyError):
+        return None
+    return prepared if complete else None
 
 
 def source_folder(cfg_data, record=None):

@@ -85,6 +85,8 @@ def test_a_messy_folder_is_prepared_with_every_usable_image_and_names_the_rest(t
     lines = "\n".join(p.describe("in memory"))
     assert "9 images of 3x16x16" in lines and "skipped 4 file(s)" in lines and "truncated.png: truncated" in lines
     assert "README.txt" in lines and str(p.manifest_path) in lines
+    p.array_path.write_bytes(b"")  # a prepared copy that lost its array is prepared again
+    assert folder.open_or_prepare(folder_cfg(tmp_path / "pics", tmp_path / "cache")).array_path.stat().st_size > 0
 
 
 def test_greyscale_background_and_pad(tmp_path):
@@ -250,3 +252,19 @@ def test_random_embedding_scores_real_images_best(tmp_path):
     assert as_real["precision_random_embed"] == 1.0 and flat["fd_random_embed"] > as_real["fd_random_embed"] + 1
     assert flat["coverage_random_embed"] < 0.2 and flat["precision_random_embed"] == 0.0
     assert ev(Fixed(real), 4) == as_real  # fixed network, fixed seed: the same numbers
+
+
+@pytest.mark.parametrize("override,match", [
+    ("data.labels=classes", "data.labels must be auto, none or subfolders"),
+    ("data.crop=stretch", "data.crop must be center or pad"),
+    ("data.min_size=0", "data.min_size must be at least 1"),
+    ("data.test_fraction=1", r"data.test_fraction must be in \[0, 1\)"),
+    ("data.ram_share=2", r"data.ram_share must be in \[0, 1\]"),
+])
+def test_folder_values_are_checked_at_start_up(override, match):
+    from gan_cli import schema
+
+    with initialize_config_module("gan_cli.configs", version_base="1.3"):
+        cfg = compose("train", overrides=["data=folder", "data.path=/anywhere", override])
+    with pytest.raises(ConfigError, match=match):
+        schema.check_train(cfg)

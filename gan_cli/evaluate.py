@@ -22,12 +22,11 @@ def samples(G, n, seed, latent_dim, num_classes, device):
     return generate(G, z.to(device), y), y
 
 
-def distances(real_feats, feats, seed):
-    """Frechet distance, KID (mean, std), precision and recall between two feature sets (on the CPU)."""
+def distances(real_feats, feats):
+    """Frechet distance, KID (mean, std), precision and recall between two feature sets (on the CPU). KID draws
+    random subsets from torch's RNG: the caller seeds it."""
     m = min(len(real_feats), len(feats))  # precision/recall compare sets of equal size
-    with torch.random.fork_rng(devices=[]):  # KID draws random subsets; training's RNG stays put
-        torch.manual_seed(seed)
-        kid, kid_std = metrics.kernel_distance(real_feats, feats)
+    kid, kid_std = metrics.kernel_distance(real_feats, feats)
     precision, recall = metrics.precision_recall(real_feats[:m], feats[:m])
     return {"fd": metrics.frechet_distance(real_feats, feats), "kid": kid, "kid_std": kid_std,
             "precision": precision, "recall": recall}
@@ -50,9 +49,9 @@ class Evaluator:
         fake, y = samples(G, self.n, self.seed, latent_dim, num_classes, self.device)
         feats, logits = self.net.embed(fake)
         feats, logits, real_feats = feats.cpu(), logits.cpu(), self.real_feats.cpu()
-        d = distances(real_feats, feats, self.seed)
-        with torch.random.fork_rng(devices=[]):  # IS draws random splits
+        with torch.random.fork_rng(devices=[]):  # KID and IS draw random subsets; training's RNG stays put
             torch.manual_seed(self.seed)
+            d = distances(real_feats, feats)
             score, score_std = metrics.inception_score(logits, splits=max(1, min(10, len(logits) // 1000)))
         hist, entropy, covered = metrics.class_coverage(logits)
         result = {
@@ -79,7 +78,6 @@ class Evaluator:
                 "intra_fd": sum(known) / len(known) if known else None, "fd_per_class": per_class}
 
 
-
 class FolderEvaluator:
     """Scores G on an image folder's held-out images in the features of a fixed random network
     (random_features.py), whose names say so: fd_random_embed is no FID. The real side is computed once."""
@@ -98,9 +96,11 @@ class FolderEvaluator:
     def __call__(self, G, latent_dim, num_classes=None):
         fake, _ = samples(G, self.n, self.seed, latent_dim, num_classes, self.device)
         feats = self.net.embed(fake).cpu()
-        d = distances(self.real_feats, feats, self.seed)
+        with torch.random.fork_rng(devices=[]):  # KID draws random subsets; training's RNG stays put
+            torch.manual_seed(self.seed)
+            d = distances(self.real_feats, feats)
         m = min(len(self.real_feats), len(feats))
-        density, coverage = metrics.density_coverage(self.real_feats[:m].double(), feats[:m].double())
+        density, coverage = metrics.density_coverage(self.real_feats[:m], feats[:m])
         result = {"fd_random_embed": d["fd"], "kid_random_embed": d["kid"], "kid_random_embed_std": d["kid_std"],
                   "precision_random_embed": d["precision"], "recall_random_embed": d["recall"],
                   "density_random_embed": density, "coverage_random_embed": coverage}

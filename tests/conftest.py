@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 
 import gan_cli.train  # noqa: F401  registers the schemas and resolvers, as the entry point does
@@ -62,6 +63,17 @@ def make_cfg(mnist_root):
     """make_cfg(*overrides, model=) -> the real train config, shrunk; Hydra stays initialised for resume."""
     with initialize_config_module("gan_cli.configs", version_base="1.3"):
         yield lambda *overrides, model="dcgan": compose("train", overrides=[*tiny_overrides(mnist_root, model), *overrides])
+
+
+class Fixed(torch.nn.Module):
+    """A "generator" that returns given images whatever z is: scores of known samples."""
+
+    def __init__(self, images):
+        super().__init__()
+        self.images = images
+
+    def forward(self, z):
+        return self.images[: len(z)]
 
 
 def wait_for_steps(proc, total):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import run_cli, tiny_overrides
+from conftest import Fixed, run_cli, tiny_overrides
 from gan_cli import classifier, data, evaluate, inception, metrics, toy
 from gan_cli.board import events_folder
 from gan_cli.errors import EnvironmentProblem
@@ -53,14 +53,6 @@ def test_real_test_images_score_better_than_noise_and_than_mode_collapse(mnist_r
                                  "channels": 1, "download": False})
     ev = evaluate.Evaluator(cfg_data, torch.device("cpu"), n=32, seed=0, cache_dir=cache)
     real = data.uint8_to_signed(data.load_labeled(cfg_data, train=False)[0])
-
-    class Fixed(torch.nn.Module):  # a "generator" that returns given images whatever z is
-        def __init__(self, images):
-            super().__init__()
-            self.images = images
-
-        def forward(self, z):
-            return self.images[: len(z)]
 
     as_real = ev(Fixed(real), 4)
     noise = ev(Fixed(torch.rand_like(real) * 2 - 1), 4)

@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 from PIL import Image
 
-from conftest import TINY_MODELS, run_cli
+from conftest import TINY_MODELS, Fixed, run_cli
 from gan_cli import data, evaluate, folder
 from gan_cli.errors import ConfigError, DataError
 from gan_cli.sample import sample
@@ -236,14 +236,6 @@ def test_random_embedding_scores_real_images_best(tmp_path):
     write_flat(tmp_path / "f", 120, size=(16, 16))
     cfg = folder_cfg(tmp_path / "f", tmp_path / "cache", test_fraction=0.5)
     ev = evaluate.FolderEvaluator(cfg, torch.device("cpu"), n=40, seed=0)
-
-    class Fixed(torch.nn.Module):  # a "generator" that returns given images whatever z is
-        def __init__(self, images):
-            super().__init__()
-            self.images = images
-
-        def forward(self, z):
-            return self.images[: len(z)]
 
     real = ev.real
     ev.n = len(real)  # G's samples: exactly the held-out images

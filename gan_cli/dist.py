@@ -6,6 +6,7 @@ checkpoints, samples); the others follow. batch_size is per process: the global 
 """
 
 import atexit
+import gc
 import os
 import re
 from datetime import timedelta
@@ -128,4 +129,5 @@ def close():
     has finished and saved. Runs at exit by itself (init registers it); gan-train calls it sooner."""
     if dist.is_initialized():
         _CPU_GROUP.clear()
+        gc.collect()  # DDP wrappers sit in reference cycles: free them (and their hold on the group) first
         dist.destroy_process_group()

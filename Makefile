@@ -11,7 +11,8 @@ COMPARE_DIR   ?= outputs/compare
 COMPARE_SEEDS ?= 0,1,2
 RECIPE_DIR    ?= outputs/recipe/$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: install test test-all demo compare study recipe bench folder-scores docs-tables gpu-check speed-quality clean
+.PHONY: install test test-all demo compare study study-augment recipe bench folder-scores docs-tables gpu-check \
+        speed-quality clean
 
 install: $(VENV)/.installed
 
@@ -61,6 +62,17 @@ study: install
 	$(VENV)/bin/gan-train -m +experiment=ring8 trainer.log_every=10 loss=wgan_gp trainer.d_steps=5 seed=$(STUDY_SEEDS) \
 	  hydra.sweep.dir=$(STUDY_DIR)/ring8
 	$(PY) benchmarks/compare.py $(STUDY_DIR) --out $(STUDY_DIR)/report
+
+# Augmentation on little data: the recipe's nets on 500 and on all 4,500 mnist5k digits, x {none, diffaugment, ada}
+# x 3 seeds, 1,000 G steps each (+experiment=study_augment): a table and plots of FD over steps and of ADA's p.
+STUDY_AUGMENT_DIR   ?= outputs/study-augment
+STUDY_AUGMENT_SEEDS ?= 0,1,2
+study-augment: install
+	$(VENV)/bin/gan-train -m +experiment=study_augment augment=none,diffaugment,ada data.subset=500 \
+	  seed=$(STUDY_AUGMENT_SEEDS) hydra.sweep.dir=$(STUDY_AUGMENT_DIR)/mnist5k-500
+	$(VENV)/bin/gan-train -m +experiment=study_augment augment=none,diffaugment,ada seed=$(STUDY_AUGMENT_SEEDS) \
+	  hydra.sweep.dir=$(STUDY_AUGMENT_DIR)/mnist5k-4500
+	$(PY) benchmarks/compare.py $(STUDY_AUGMENT_DIR) --by augment.name --out $(STUDY_AUGMENT_DIR)/report
 
 # The sample-quality recipe in full (docs/quality.md), then gan-eval on 10,000 samples and a 10x10 grid.
 recipe: install

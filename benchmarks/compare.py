@@ -1,9 +1,12 @@
-"""Summarise sweeps over losses (make compare, make study): a mean +- std table over seeds per loss, and plots.
+"""Summarise sweeps (make compare, make study, make study-augment): a mean +- std table over seeds per value of
+the swept key (the loss by default), and plots.
 
 Usage: python benchmarks/compare.py outputs/study --out outputs/study/report
+       python benchmarks/compare.py outputs/study-augment --by augment.name --out outputs/study-augment/report
 Reads every run folder below each dataset folder (metrics.jsonl, tb/, train.log and the checkpoint's config),
 writes <out>/results.md, <out>/results.json and one PNG per plot: <dataset>_<metric>.png for each metric
-against step, <dataset>_grad_norm.png for G's gradient norm early on.
+against step, <dataset>_grad_norm.png for G's gradient norm early on, and <dataset>_augment_p.png for ADA's p.
+A dataset folder is named after its data set, optionally with a suffix: mnist5k-500 reads as mnist5k.
 """
 
 import argparse
@@ -36,9 +39,10 @@ def wall_seconds(run):
     return (stamps[-1] - stamps[0]).total_seconds()
 
 
-def runs(dataset_dir):
-    """[(loss, seed, metrics lines, early G grad norms)] for each run folder with a checkpoint; each final
-    metrics line also gets the run's wall time, wall_s, and its k, d_steps."""
+def runs(dataset_dir, by="loss.name"):
+    """[(the value of `by`, seed, metrics lines, {series: [(step, value)]})] for each run folder with a checkpoint:
+    the series are G's early gradient norms and, for ADA, p. Each final metrics line also gets the run's wall
+    time, wall_s, and its k, d_steps."""
     found = []
     for ckpt in sorted(dataset_dir.glob("*/checkpoints/last.pt")):
         run = ckpt.parent.parent
@@ -47,8 +51,13 @@ def runs(dataset_dir):
         lines[-1].update(wall_s=wall_seconds(run), d_steps=config["trainer"]["d_steps"])
         ea = EventAccumulator(str(events_folder(run)), size_guidance={"scalars": 0})
         ea.Reload()
-        grads = [(e.step, e.value) for e in ea.Scalars("Grad/G_norm") if e.step <= EARLY_STEPS]
-        found.append((config["loss"]["name"], config["seed"], lines, grads))
+        series = {"grad_norm": [(e.step, e.value) for e in ea.Scalars("Grad/G_norm") if e.step <= EARLY_STEPS]}
+        if "Augment/p" in ea.Tags()["scalars"]:
+            series["augment_p"] = [(e.step, e.value) for e in ea.Scalars("Augment/p")]
+        value = config
+        for part in by.split("."):
+            value = value[part]
+        found.append((value, config["seed"], lines, series))
     return found
 
 
@@ -58,9 +67,9 @@ def mean_std(values):
 
 def summarise(name, found):
     by_loss = defaultdict(list)
-    for loss, seed, lines, grads in found:
-        by_loss[loss].append((seed, lines, grads))
-    keys = HEADLINE.get(name, [k for k in found[0][2][-1] if isinstance(found[0][2][-1][k], (int, float))])
+    for loss, seed, lines, series in found:
+        by_loss[loss].append((seed, lines, series))
+    keys = HEADLINE.get(name.split("-")[0], [k for k in found[0][2][-1] if isinstance(found[0][2][-1][k], (int, float))])
     table = {}
     for loss, items in sorted(by_loss.items()):
         finals = [lines[-1] for _, lines, _ in items]
@@ -69,8 +78,8 @@ def summarise(name, found):
     return by_loss, keys, table
 
 
-def markdown(name, keys, table):
-    head = f"| {name} loss | seeds | step | k | " + " | ".join(keys) + " |"
+def markdown(name, keys, table, by="loss.name"):
+    head = f"| {name} {by.split('.')[0]} | seeds | step | k | " + " | ".join(keys) + " |"
     rule = "|---" * (len(keys) + 4) + "|"
     rows = [f"| {loss} | {len(r['seeds'])} | {r['step']} | {r['k']} | " +
             " | ".join(f"{r[k][0]:.3f} ± {r[k][1]:.3f}" for k in keys) + " |" for loss, r in table.items()]
@@ -93,13 +102,17 @@ def plot_metric(name, by_loss, key, out):
     plt.close(fig)
 
 
-def plot_grads(name, by_loss, out):
+def plot_series(name, by_loss, key, out):
+    """One line per run of a logged series (grad_norm: G's early gradient norm; augment_p: ADA's p)."""
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
     for colour, (loss, items) in enumerate(sorted(by_loss.items())):
-        for i, (_, _, grads) in enumerate(items):
-            ax.plot(*zip(*grads), color=f"C{colour}", alpha=0.6, label=loss if i == 0 else None)
-    ax.set(yscale="log", xlabel="step", ylabel="||grad of G's loss||",
-           title=f"{name}: G's gradient norm, first {EARLY_STEPS} steps")
+        for i, (_, _, series) in enumerate(item for item in items if key in item[2]):
+            ax.plot(*zip(*series[key]), color=f"C{colour}", alpha=0.6, label=loss if i == 0 else None)
+    if key == "grad_norm":
+        ax.set(yscale="log", xlabel="step", ylabel="||grad of G's loss||",
+               title=f"{name}: G's gradient norm, first {EARLY_STEPS} steps")
+    else:
+        ax.set(xlabel="step (G updates)", ylabel="p", title=f"{name}: ADA's augmentation probability p")
     ax.legend()
     fig.tight_layout()
     fig.savefig(out)
@@ -110,11 +123,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweeps", type=Path, help="folder holding one sweep folder per dataset")
     parser.add_argument("--out", type=Path, default=Path("outputs/compare/report"))
+    parser.add_argument("--by", default="loss.name", help="the config key whose values the table compares")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     sections, results = [], {}
     for dataset_dir in sorted(p for p in args.sweeps.iterdir() if p.is_dir()):
-        found = runs(dataset_dir)
+        found = runs(dataset_dir, args.by)
         if not found:
             continue
         name = dataset_dir.name
@@ -122,8 +136,10 @@ def main():
         results[name] = table
         for key in PLOTTED.get(name, keys[:1]):
             plot_metric(name, by_loss, key, args.out / f"{name}_{key}.png")
-        plot_grads(name, by_loss, args.out / f"{name}_grad_norm.png")
-        sections.append(markdown(name, keys, table))
+        for key in ("grad_norm", "augment_p"):
+            if any(key in series for _, _, _, series in found):
+                plot_series(name, by_loss, key, args.out / f"{name}_{key}.png")
+        sections.append(markdown(name, keys, table, args.by))
     (args.out / "results.md").write_text("\n\n".join(sections) + "\n")
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print("\n\n".join(sections))

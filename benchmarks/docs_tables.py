@@ -1,5 +1,5 @@
 """Refresh the measured tables and plots in docs/ from what `make bench`, `make compare`, `make study` and
-`make folder-scores` wrote under outputs/.
+`make folder-scores` and `make study-augment` wrote under outputs/.
 
     python benchmarks/docs_tables.py        # make docs-tables
 
@@ -68,10 +68,11 @@ def main():
             replace_block("performance.md", name, render(json.loads(source.read_text())))
     if (OUT / "folder-scores/results.md").is_file():
         replace_block("quality.md", "folder_scores", (OUT / "folder-scores/results.md").read_text())
-    for name, prefix in (("compare", ""), ("study", "study_")):  # the study's plots get a prefix: same datasets
+    for name, prefix, page in (("compare", "", "quality.md"), ("study", "study_", "quality.md"),
+                               ("study-augment", "augment_", "augment.md")):  # the studies' plots get a prefix
         report = OUT / name / "report"
         if (report / "results.md").is_file():
-            replace_block("quality.md", name, (report / "results.md").read_text())
+            replace_block(page, name, (report / "results.md").read_text())
             for png in report.glob("*.png"):
                 shutil.copy(png, ROOT / "docs" / "img" / f"{prefix}{png.name}")
                 print(f"copied docs/img/{prefix}{png.name}")

@@ -61,6 +61,9 @@ def layout(stat_names, quality):
     extra = [name for name in stat_names if name in ("Loss/wasserstein_estimate", "Loss/gp", "Loss/r1")]
     if extra:
         charts["Critic estimate and penalties"] = extra
+    augmented = [name for name in stat_names if name.startswith("Augment/")]
+    if augmented:  # r_t rising toward 1: D is memorising the reals; ADA's p answers it
+        charts["Augmentation: D's overfitting signal r_t and ADA's p"] = augmented
     charts.update(quality)
     # Multiline charts take regular expressions: anchored, each names exactly one tag.
     return {"GAN": {title: ["Multiline", [f"^{re.escape(tag)}$" for tag in tags]] for title, tags in charts.items()}}

@@ -160,7 +160,8 @@ def uint8_to_signed(x):
     return x.float().div_(127.5).sub_(1.0) if x.dtype == torch.uint8 else x
 
 
-def _preview_indices(size, n):
+def preview_indices(size, n):
+    """n indices spread over a split of `size` (a fixed permutation of its own: training's order is untouched)."""
     return torch.randperm(size, generator=torch.Generator().manual_seed(0))[:n]
 
 
@@ -197,11 +198,11 @@ class TensorBatches:
     def preview(self, n):
         """n samples drawn across the whole split (datasets may be sorted by class), for a grid of real data;
         seeded on its own, so it draws nothing from the training order."""
-        return uint8_to_signed(self.images[_preview_indices(len(self.images), n).to(self.images.device)])
+        return uint8_to_signed(self.images[preview_indices(len(self.images), n).to(self.images.device)])
 
     def preview_labels(self, n):
         """The labels of preview(n)'s samples, or None for unlabeled data."""
-        return None if self.labels is None else self.labels[_preview_indices(len(self.images), n).to(self.labels.device)]
+        return None if self.labels is None else self.labels[preview_indices(len(self.images), n).to(self.labels.device)]
 
     def next(self):
         """(images in [-1, 1], their labels or None)."""
@@ -235,8 +236,29 @@ def batches(cfg_data, batch_size, device, seed, rank=0, world=1, record=None):
         return _folder_batches(cfg_data, batch_size, device, seed, rank, world, record)
     images, labels = load_labeled(cfg_data, train=True)
     toy_points = toy.is_toy(cfg_data)
-    return TensorBatches(images, batch_size, device, seed, rank, world, None if toy_points else labels,
+    labels = None if toy_points else labels
+    num_classes = int(labels.max()) + 1 if labels is not None else None
+    if cfg_data.get("subset"):
+        keep = subset(len(images), labels, cfg_data.subset)
+        images, labels = images[keep], labels[keep] if labels is not None else None
+    return TensorBatches(images, batch_size, device, seed, rank, world, labels, num_classes=num_classes,
                          mirror=not toy_points and bool(cfg_data.get("mirror", False)))
+
+
+def subset(count, labels, n):
+    """Indices of n of `count` training images (data.subset), the same in every run and for every seed: drawn
+    from a permutation of seed 0, taking the classes in turn where there are labels, so that each class gets
+    n / classes images (or all it has)."""
+    if n > count:
+        raise ConfigError(f"data.subset={n} is more than the {count:,} training images; lower it or drop it")
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(0))
+    if labels is not None:
+        y = labels[order]
+        rank_in_class = torch.zeros_like(order)
+        for c in y.unique():
+            rank_in_class[y == c] = torch.arange(int((y == c).sum()))
+        order = order[torch.argsort(rank_in_class * (int(y.max()) + 1) + y, stable=True)]
+    return order[:n].sort().values
 
 
 def _folder_batches(cfg_data, batch_size, device, seed, rank, world, record):
@@ -244,6 +266,9 @@ def _folder_batches(cfg_data, batch_size, device, seed, rank, world, record):
     data.ram_share of it (shared by the processes on one machine), else memory-mapped."""
     prepared = folder.open_or_prepare(cfg_data, record)
     images, labels = prepared.split(train=True)
+    if cfg_data.get("subset"):
+        keep = subset(len(images), None if labels is None else torch.from_numpy(labels), cfg_data.subset).numpy()
+        images, labels = images[keep], None if labels is None else labels[keep]
     fits = images.nbytes <= cfg_data.ram_share * _memory(device) / int(os.environ.get("LOCAL_WORLD_SIZE", 1))
     if fits and device.type == "cpu":
         images = np.array(images)  # read the file once into memory

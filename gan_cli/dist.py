@@ -68,13 +68,18 @@ def max_over_ranks(value):
     return int(t.item())
 
 
-def mean_over_ranks(t):
-    """t averaged over the ranks (read once per log window, so the logged losses are the global batch's)."""
+def sum_over_ranks(t):
+    """t summed over the ranks (a copy; t itself in one process)."""
     if world_size() == 1:
         return t
     t = t.clone()
-    dist.all_reduce(t, op=dist.ReduceOp.AVG if t.is_cuda else dist.ReduceOp.SUM)
-    return t if t.is_cuda else t / world_size()  # gloo has no AVG
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)  # gloo has no AVG
+    return t
+
+
+def mean_over_ranks(t):
+    """t averaged over the ranks (read once per log window, so the logged losses are the global batch's)."""
+    return sum_over_ranks(t) / world_size() if world_size() > 1 else t
 
 
 _CPU_GROUP = []

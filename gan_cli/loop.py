@@ -12,6 +12,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 from tqdm import tqdm
 
 from gan_cli import dist
+from gan_cli.augment import Augment
 from gan_cli.errors import NonFiniteError
 from gan_cli.latent import classes_in_turn
 from gan_cli.losses import logits_from_probabilities
@@ -47,6 +48,7 @@ class TrainState:
     world: int = 1
     d_probability: bool = False  # D ends in a sigmoid (model.d_output): its scores are probabilities, not logits
     num_classes: Optional[int] = None  # a class-conditional G and D take labels in range(num_classes)
+    augment: Optional[Augment] = None  # what every image D sees goes through (augment.py), or None
 
     def __post_init__(self):
         device = next(self.G.parameters()).device
@@ -152,12 +154,19 @@ def as_logits(s, scores):
     return logits_from_probabilities(scores) if s.d_probability else scores
 
 
+def seen_by_d(s, x):
+    """x as D sees it: augmented (in float32, outside autocast: coordinates and colours need the precision)
+    when the run augments, else x itself."""
+    return s.speed.batch(s.augment(x.float())) if s.augment is not None else x
+
+
 def d_step(s, loss, real, z, real_y=None, fake_y=None):
     """One ascent step on D's objective; G is only evaluated, never differentiated. A conditional D scores
     the real images with their own labels and the fakes with the labels G drew them for."""
+    with s.speed.autocast(), torch.no_grad():
+        fake = call(s.G, z, fake_y)
+    real, fake = seen_by_d(s, real), seen_by_d(s, fake)
     with s.speed.autocast():
-        with torch.no_grad():
-            fake = call(s.G, z, fake_y)
         if s.joint_d:  # D without batch norm scores each image alone: one pass over both is the same function
             both_y = None if real_y is None else torch.cat([real_y, fake_y])
             logits = as_logits(s, call(s.D_train, torch.cat([real, fake.to(real.dtype)]), both_y))
@@ -169,6 +178,9 @@ def d_step(s, loss, real, z, real_y=None, fake_y=None):
     loss_d = loss.d(real_logits, fake_logits) + penalty
     _update(s, s.D, s.opt_d, s.scaler_d, loss_d, "D")
     stats = {**loss.d_scores(real_logits.detach(), fake_logits.detach()), **{k: v.detach() for k, v in terms.items()}}
+    if s.augment is not None:  # D's overfitting signal r_t (Karras et al. 2020): the share of reals it calls real
+        stats["Augment/rt"] = torch.sign(real_logits.detach() - loss.boundary).mean()
+        s.augment.observe(real_logits, loss.boundary)
     return loss_d.detach(), stats
 
 
@@ -177,7 +189,10 @@ def g_step(s, loss, z, y=None):
     s.D.requires_grad_(False)
     try:
         with s.speed.autocast():
-            fake_logits = as_logits(s, call(s.D, call(s.G_train, z, y), y))
+            fake = call(s.G_train, z, y)
+        fake = seen_by_d(s, fake)  # the augmentation is differentiable: G's gradient flows back through it
+        with s.speed.autocast():
+            fake_logits = as_logits(s, call(s.D, fake, y))
         loss_g = loss.g(fake_logits)
         grad_norm = _update(s, s.G, s.opt_g, s.scaler_g, loss_g, "G")
     finally:
@@ -199,6 +214,9 @@ def train_step(s, loss, data, cfg, device):
     if s.G_ema is not None:
         s.G_ema.update_parameters(s.G)
     values = {"Loss/D": loss_d, "Loss/G": loss_g, "Grad/G_norm": g_norm, **d_stats}
+    if s.augment is not None:
+        s.augment.adjust(s.step + 1, cfg.trainer.d_steps * m * s.world)  # ADA: p follows r_t
+        values["Augment/p"] = s.augment.p
     return torch.stack([values[name] for name in s.stat_names])
 
 

@@ -78,6 +78,7 @@ class GANLoss:
     gp_lambda: float = 0.0  # gradient penalty at random interpolates (Gulrajani et al. 2017)
     drift: float = 0.0  # epsilon * E[D(x)^2] (Karras et al. 2018): keeps a critic's scores from drifting
     r1_gamma: float = 0.0  # gamma / 2 * E||grad_x D(x)||^2 on real data (Mescheder et al. 2018)
+    boundary: float = 0.0  # the score between D's two verdicts: logit 0 (D(x) = 1/2), hinge's and the critic's 0
 
     def stat_names(self):
         """The scalars a training step reports under this loss, in the order train_step stacks them."""
@@ -100,7 +101,7 @@ class GANLoss:
 LOSSES = {
     "saturating": GANLoss("saturating", g_loss_saturating),
     "nonsaturating": GANLoss("nonsaturating", g_loss_nonsaturating),
-    "lsgan": GANLoss("lsgan", g_loss_least_squares, d_loss_least_squares, probabilities=False),
+    "lsgan": GANLoss("lsgan", g_loss_least_squares, d_loss_least_squares, probabilities=False, boundary=0.5),
     "hinge": GANLoss("hinge", g_loss_critic, d_loss_hinge, probabilities=False),
     "wgan_gp": GANLoss("wgan_gp", g_loss_critic, d_loss_wasserstein, probabilities=False),
 }

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from gan_cli import checkpoint, dashboard, device, dist, latent, toy
+from gan_cli import augment, checkpoint, dashboard, device, dist, latent, toy
 from gan_cli.board import Board, generate
 from gan_cli.errors import NonFiniteError
 
@@ -98,6 +98,9 @@ class Outputs(Follower):
         self.board.layout(dashboard.layout(s.stat_names, quality))
         if not self.toy:
             self.board.grid("Samples/real", self.real[0], 0, png_name="real.png")
+        if s.augment is not None:  # what D sees of the same images (ADA: at p_max), before hours are spent
+            self.board.grid("Samples/augmented", augment.preview(self.cfg.augment, self.real[0]), 0,
+                            png_name="augmented.png")
         if self.data_src.prepared is not None:  # which prepared folder these are, to find it again
             self.board.text("Samples/real", "\n".join(self.data_src.prepared.describe()[:2]))
 
@@ -162,6 +165,7 @@ class Outputs(Follower):
             "stats": {"sum": s.stats_sum, "names": list(s.stat_names), "count": s.stats_count,
                       "nonfinite_skips": s.nonfinite_skips},
             "rng": {**device.rng_state(), "data": self.data_src.state_dict()},
+            "augment": s.augment.state_dict() if s.augment is not None else None,  # ADA's p, the augmentation RNG
             "fixed_z": self.fixed_z, "num_classes": s.num_classes,  # None: unconditional
             # an image folder's prepared set, so resume and gan-eval find it again from any folder
             "dataset": self.data_src.prepared.record() if self.data_src.prepared is not None else None,

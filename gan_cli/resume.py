@@ -75,6 +75,8 @@ def restore(s, ckpt, data_src):
         raise CheckpointError(f"{ckpt['path']}: optimizer state does not fit ({e}); resume with the same optimizer") from None
     device.set_rng_state(ckpt["rng"])
     data_src.load_state_dict(ckpt["rng"]["data"])
+    if s.augment is not None and ckpt.get("augment"):  # else (augmentation added on resume) it starts afresh
+        s.augment.load_state_dict(ckpt["augment"])
     s.step = int(ckpt["step"])
     if tuple(ckpt["stats"].get("names", STATS)) == tuple(s.stat_names):  # older checkpoints: the log losses' five
         s.stats_sum.copy_(ckpt["stats"]["sum"])

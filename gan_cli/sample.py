@@ -46,6 +46,8 @@ def sample(cfg):
     from gan_cli.run_folder import containing_run
 
     schema.check_sample(cfg)
+    if cfg.mode == "augment":  # the data and the augmentation alone: no G to build
+        return _augmented(cfg)
     G, latent_dim, ckpt, dev = load_generator(cfg)
     data_cfg, step, num_classes = ckpt["config"]["data"], ckpt["step"], ckpt.get("num_classes")
     labels = latent.Labels(cfg.label, num_classes)
@@ -74,6 +76,33 @@ def _print_dataset(ckpt):
     if d:
         print(f"trained on {d['source']}: {d['count']:,} images of {'x'.join(map(str, d['shape']))}, "
               f"prepared set {d['manifest']}")
+
+
+def _augmented(cfg):
+    """grid.png: n training images of the checkpoint's run as D sees them through its augmentation (ADA at p,
+    by default the checkpoint's), in rows of nrow; real.png: the same images as they are."""
+    from omegaconf import OmegaConf
+
+    from gan_cli import augment, board, checkpoint, data
+    from gan_cli.errors import ConfigError
+    from gan_cli.run_folder import containing_run
+
+    ckpt = checkpoint.load(cfg.ckpt)
+    config = ckpt["config"]
+    aug_cfg = OmegaConf.create(config.get("augment") or {"name": "none"})
+    if aug_cfg.name == "none":
+        raise ConfigError(f"mode=augment shows images through the run's augmentation, and {ckpt['path']} trained "
+                          "with none; train with augment=diffaugment or augment=ada")
+    images, _ = data.load_labeled(data.config_from(config["data"]), train=True, record=ckpt.get("dataset"))
+    real = data.uint8_to_signed(images[data.preview_indices(len(images), cfg.n)])
+    p = cfg.p if cfg.p is not None else float((ckpt.get("augment") or {}).get("p", aug_cfg.get("p_max", 1.0)))
+    seen = augment.preview(aug_cfg, real, p, cfg.seed)
+    out = Path(cfg.out).expanduser() if cfg.out else containing_run(ckpt["path"]) / "generated" / "augment"
+    _write(lambda: [board.save_png(board.tile(board.signed_to_unit(x), cfg.nrow), out / name)
+                    for x, name in ((seen, "grid.png"), (real, "real.png"))], out)
+    print(f"wrote {len(seen)} training images as D sees them through augment={aug_cfg.name}"
+          f"{f' at p={p:.3f}' if aug_cfg.name == 'ada' else ''} ({ckpt['path']}) to {out}")
+    return out
 
 
 def _interpolate(cfg, G, latent_dim, labels, data_cfg, dev, out):

@@ -96,6 +96,7 @@ class DataConfig:
     channels: int = MISSING
     download: bool = MISSING
     mirror: bool = MISSING
+    subset: Optional[int] = MISSING
     # data=folder (gan_cli/folder.py)
     labels: str = MISSING
     crop: str = MISSING
@@ -104,6 +105,18 @@ class DataConfig:
     test_fraction: float = MISSING
     ram_share: float = MISSING
     cache_dir: str = MISSING
+
+
+@dataclass
+class AugmentConfig:
+    name: str = MISSING
+    policy: List[str] = MISSING  # diffaugment
+    ops: List[str] = MISSING  # ada
+    p: float = MISSING
+    target: float = MISSING
+    interval: int = MISSING
+    kimg: float = MISSING
+    p_max: float = MISSING
 
 
 @dataclass
@@ -137,6 +150,7 @@ class TrainConfig:
     optimizer: Any = MISSING
     loss: Any = MISSING
     data: DataConfig = MISSING
+    augment: AugmentConfig = MISSING
     trainer: TrainerConfig = MISSING
     eval: EvalSettings = MISSING
     batch_size: int = MISSING
@@ -164,6 +178,7 @@ class SampleConfig:
     ema: bool = MISSING
     generator: Optional[str] = MISSING
     trust_code: bool = MISSING
+    p: Optional[float] = MISSING
 
 
 @dataclass
@@ -191,7 +206,7 @@ def register():
                               ("model", "custom", CustomConfig),
                               ("optimizer", "adam", AdamConfig), ("optimizer", "sgd", SGDConfig),
                               ("loss", "loss", LossConfig), ("loss", "wgan_gp", WGANGPConfig),
-                              ("data", "data", DataConfig)):
+                              ("data", "data", DataConfig), ("augment", "augment", AugmentConfig)):
         cs.store(group=f"schema/{group}", name=name, node=node)
 
 
@@ -240,6 +255,15 @@ def check_train(cfg):
         _require(cfg.data.channels in (1, 3), f"data.channels must be 1 or 3, got {cfg.data.channels}")
     if cfg.data.name == "folder":
         _check_folder(cfg.data)
+    _require(cfg.data.get("subset") is None or cfg.data.subset > 0,
+             f"data.subset must be a positive number of images (or null: all), got {cfg.data.get('subset')}")
+    if cfg.augment.name == "ada":
+        a = cfg.augment
+        _require(0 <= a.p <= a.p_max <= 1, f"augment.p and augment.p_max need 0 <= p <= p_max <= 1, got p={a.p}, "
+                 f"p_max={a.p_max}")
+        _require(-1 <= a.target <= 1, f"augment.target must be in [-1, 1] (r_t is a mean of signs), got {a.target}")
+        _require(a.interval >= 1 and a.kimg > 0, f"augment.interval must be >= 1 and augment.kimg > 0, got "
+                 f"{a.interval} and {a.kimg}")
     _require(0 <= t.ema_decay < 1, f"trainer.ema_decay must be in [0, 1), got {t.ema_decay}")
     _require(str(t.precision).lower() in ("auto", *PRECISIONS),
              f"trainer.precision must be auto, 32, bf16 or 16, got {t.precision!r}")
@@ -272,7 +296,9 @@ def check_sample(cfg):
     _require(cfg.n > 0, f"n must be a positive integer, got {cfg.n}")
     _require(cfg.nrow > 0, f"nrow must be a positive integer, got {cfg.nrow}")
     _require(cfg.format in ("grid", "png", "npz"), f"format must be grid, png or npz, got {cfg.format!r}")
-    _require(cfg.mode in ("sample", "interpolate"), f"mode must be sample or interpolate, got {cfg.mode!r}")
+    _require(cfg.mode in ("sample", "interpolate", "augment"), f"mode must be sample, interpolate or augment, got "
+             f"{cfg.mode!r}")
+    _require(cfg.get("p") is None or 0 <= cfg.p <= 1, f"p must be a probability in [0, 1], got {cfg.get('p')}")
     _require(cfg.steps >= 2, f"steps must be at least 2 (both ends of an interpolation), got {cfg.steps}")
     _require(not cfg.seeds or len(cfg.seeds) >= 2, f"seeds needs at least two seeds to interpolate between, got "
              f"{cfg.seeds}; e.g. seeds=[0,1]")

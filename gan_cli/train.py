@@ -74,7 +74,7 @@ def build(cfg, dataset=None):
     import torch
     from hydra.utils import instantiate
 
-    from gan_cli import data, device, dist, losses, models, penalties, speed
+    from gan_cli import augment, data, device, dist, losses, models, penalties, speed
     from gan_cli.loop import TrainState, ema_of
 
     dev = dist.device(device.pick(cfg.device))
@@ -90,11 +90,12 @@ def build(cfg, dataset=None):
     G, D = dist.unwrap(G_train), dist.unwrap(D_train)
     loss = losses.build(cfg.loss)
     penalties.check(loss, D, world)
+    aug = augment.build(cfg.augment, cfg.data, dev, cfg.seed, rank, world)
     s = TrainState(G, D, fast.optimizer(instantiate(cfg.optimizer.generator), G.parameters()),
                    fast.optimizer(instantiate(cfg.optimizer.discriminator), D.parameters()),
                    G_ema=ema_of(G, cfg.trainer.ema_decay) if cfg.trainer.ema_decay else None, speed=fast,
                    G_train=G_train, D_train=D_train, rank=rank, world=world, num_classes=num_classes,
-                   stat_names=loss.stat_names())
+                   augment=aug, stat_names=loss.stat_names() + (aug.stat_names() if aug else ()))
     return s, data_src, loss
 
 

@@ -180,3 +180,15 @@ def test_two_processes_on_a_folder_prepare_it_once_and_match_one_process(tmp_pat
         assert torch.equal(ranks[0]["G"][key], ranks[1]["G"][key])
         assert torch.allclose(ranks[0]["G"][key], value, atol=1e-5), f"G.{key}: 2 processes != 1 process"
     assert len(list((tmp_path / "cache" / "folders").glob("*.u8"))) == 1
+
+
+@pytest.mark.slow  # about 15 s: it launches its own processes; run by make test-all
+@pytest.mark.parametrize("augment", ["diffaugment", "ada"])
+def test_two_processes_augment_what_one_process_does(mnist_root, make_cfg, tmp_path, augment):
+    """Each rank draws the augmentation of the global batch and takes its slice; ADA's r_t is summed over ranks."""
+    aug = [f"augment={augment}", *(["augment.p=0.5", "augment.interval=1", "augment.kimg=0.1"] if augment == "ada" else [])]
+    overrides = [*tiny_overrides(mnist_root, "mlp"), *EXACT, "trainer.steps=4", "device=cpu", *aug]
+    ranks = job(2, tmp_path / "run", tmp_path / "weights", *overrides)
+    one = train(make_cfg(*EXACT, "trainer.steps=4", "device=cpu", "batch_size=32", *aug, model="mlp"), tmp_path / "one")
+    for key, value in one.G.state_dict().items():
+        assert torch.allclose(ranks[0]["G"][key], value, atol=1e-5), f"G.{key}: 2 processes != 1 process"

@@ -47,9 +47,13 @@ class Follower:
 
     @property
     def stop_signal(self):
-        """The signal any rank received (all ranks then stop after the same step), recorded as this rank's own."""
-        self.stopper.signum = dist.max_over_ranks(self.stopper.signum or 0) or None
-        return self.stopper.signum
+        """The signal any rank received (all ranks then stop after the same step), recorded as this rank's own.
+        A signal that arrives while the ranks compare theirs is kept for the next step's comparison, not
+        overwritten by this one's answer (the handler runs as soon as the collective returns)."""
+        agreed = dist.max_over_ranks(self.stopper.signum or 0)
+        if agreed:
+            self.stopper.signum = agreed
+        return agreed or None
 
     def scalars(self, values, step):
         self.last_scalars = values

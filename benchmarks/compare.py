@@ -134,9 +134,9 @@ def main():
         name = dataset_dir.name
         by_loss, keys, table = summarise(name, found)
         results[name] = table
-        for key in PLOTTED.get(name, keys[:1]):
+        for key in PLOTTED.get(name.split("-")[0], keys[:1]):
             plot_metric(name, by_loss, key, args.out / f"{name}_{key}.png")
-        for key in ("grad_norm", "augment_p"):
+        for key in ("grad_norm", "augment_p") if args.by == "loss.name" else ("augment_p",):  # G's early gradient: losses
             if any(key in series for _, _, _, series in found):
                 plot_series(name, by_loss, key, args.out / f"{name}_{key}.png")
         sections.append(markdown(name, keys, table, args.by))

@@ -28,12 +28,15 @@ test: install
 test-all: install
 	$(VENV)/bin/pytest
 
-# The quality recipe for DEMO_STEPS steps, then its inception score (the domain classifier trains once, ~40 s) and a grid.
+# The quality recipe for DEMO_STEPS steps, then its inception score (the domain classifier trains once, ~40 s), a grid,
+# and an animation of the fixed-noise grids every 100 steps.
 demo: install
-	$(VENV)/bin/gan-train +experiment=recipe trainer.steps=$(DEMO_STEPS) hydra.run.dir=$(DEMO_DIR)
+	$(VENV)/bin/gan-train +experiment=recipe trainer.steps=$(DEMO_STEPS) trainer.sample_every=100 hydra.run.dir=$(DEMO_DIR)
 	$(VENV)/bin/gan-eval ckpt=$(DEMO_DIR) n=$(DEMO_EVAL_N)
 	$(VENV)/bin/gan-sample ckpt=$(DEMO_DIR) n=100 nrow=10 seed=0 out=$(DEMO_DIR)/generated
-	@echo "demo: 100 samples in $(DEMO_DIR)/generated/grid.png. From this folder:"
+	$(VENV)/bin/gan-sample ckpt=$(DEMO_DIR) mode=progress
+	@echo "demo: 100 samples in $(DEMO_DIR)/generated/grid.png; G learning, step by step, in"
+	@echo "  $(DEMO_DIR)/generated/progress/progress.gif. From this folder:"
 	@echo "  watch the training:  $(VENV)/bin/tensorboard --logdir $(DEMO_DIR)/tb"
 	@echo "  sample more:         $(VENV)/bin/gan-sample ckpt=$(DEMO_DIR) n=64 seed=1"
 	@echo "  evaluate again:      $(VENV)/bin/gan-eval ckpt=$(DEMO_DIR) n=2000 seed=1"

@@ -1,5 +1,6 @@
 """What a run shows: TensorBoard scalars, image grids, config text and hparams, plus grid PNGs on disk."""
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -33,7 +34,30 @@ def pil_image(image):
 
 
 def save_png(image, path):
-    pil_image(image).save(path)
+    """Written whole or not at all (files.atomic): a full disk leaves no half PNG."""
+    from gan_cli import files
+
+    with files.atomic(path) as tmp:
+        pil_image(image).save(tmp, format="PNG")
+
+
+def labelled(image, text, height=18):
+    """A PIL image with a black strip above it holding `text` in white."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    canvas = Image.new(image.mode, (image.width, image.height + height))
+    ImageDraw.Draw(canvas).text((4, 2), text, fill="white", font=ImageFont.load_default(size=height - 4))
+    canvas.paste(image, (0, height))  # after the text: a descender reaching below the strip is covered
+    return canvas
+
+
+def save_gif(frames, path, duration):
+    """PIL images as an animated GIF that loops, `duration` ms a frame (or a list, one per frame); written whole
+    or not at all."""
+    from gan_cli import files
+
+    with files.atomic(path) as tmp:
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=duration, loop=0)
 
 
 def scatter_figure(fake, real, title):
@@ -55,8 +79,11 @@ def scatter_figure(fake, real, title):
 def scatter_png(path, fake, real, title):
     import matplotlib.pyplot as plt
 
+    from gan_cli import files
+
     fig = scatter_figure(fake, real, title)
-    fig.savefig(path)
+    with files.atomic(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
 
 
@@ -68,49 +95,73 @@ def events_folder(run_dir):
 
 
 class Board:
+    """A run's TensorBoard writer and its grid PNGs. An error of the writer (whose thread hands it to the next
+    call) names the events folder, so that a full disk is reported with the right path."""
+
     def __init__(self, run_dir, name="", purge_step=None):
         from torch.utils.tensorboard import SummaryWriter  # tensorboard takes a second to import: only when writing
 
         self.run_dir = Path(run_dir)
         # The events go to tb/<name>/: `tensorboard --logdir outputs/` lists the run by its name, not as "tb".
         # purge_step drops events a killed run logged after its last checkpoint: no duplicated steps on resume.
-        self.writer = SummaryWriter(log_dir=str(self.run_dir / "tb" / name), purge_step=purge_step)
+        self.folder = self.run_dir / "tb" / name
+        with self._events():
+            self.writer = SummaryWriter(log_dir=str(self.folder), purge_step=purge_step)
+
+    @contextlib.contextmanager
+    def _events(self):
+        try:
+            yield
+        except OSError as e:
+            e.filename = e.filename or str(self.folder)
+            raise
 
     def scalars(self, values, step):
-        for tag, value in values.items():
-            self.writer.add_scalar(tag, value, step)
+        with self._events():
+            for tag, value in values.items():
+                self.writer.add_scalar(tag, value, step)
 
     def grid(self, tag, images, step, png_name=None, nrow=8):
         grid = tile(signed_to_unit(images), nrow)
-        self.writer.add_image(tag, grid, step)
+        with self._events():
+            self.writer.add_image(tag, grid, step)
         if png_name:
             (self.run_dir / "samples").mkdir(exist_ok=True)
             save_png(grid, self.run_dir / "samples" / png_name)
 
     def scatter(self, tag, fake, real, step, png_name=None):
         """2-D samples over the real data, as a TensorBoard image and a PNG."""
+        from gan_cli import files
+
         fig = scatter_figure(fake, real, f"step {step}")
         if png_name:
             (self.run_dir / "samples").mkdir(exist_ok=True)
-            fig.savefig(self.run_dir / "samples" / png_name)
-        self.writer.add_figure(tag, fig, step)  # closes the figure
+            with files.atomic(self.run_dir / "samples" / png_name) as tmp:
+                fig.savefig(tmp, format="png")
+        with self._events():
+            self.writer.add_figure(tag, fig, step)  # closes the figure
 
     def histogram(self, tag, values, step):
-        self.writer.add_histogram(tag, values.detach().float().cpu(), step)
+        with self._events():
+            self.writer.add_histogram(tag, values.detach().float().cpu(), step)
 
     def layout(self, layout):
         """A custom-scalars dashboard (dashboard.layout), written once per run."""
-        self.writer.add_custom_scalars(layout)
+        with self._events():
+            self.writer.add_custom_scalars(layout)
 
     def text(self, tag, text):
         # Indented by four spaces, TensorBoard's markdown shows it verbatim.
-        self.writer.add_text(tag, "\n".join("    " + line for line in text.splitlines()), 0)
+        with self._events():
+            self.writer.add_text(tag, "\n".join("    " + line for line in text.splitlines()), 0)
 
     def hparams(self, hparams, metrics, step):
-        self.writer.add_hparams(hparams, metrics, run_name=".", global_step=step)
+        with self._events():
+            self.writer.add_hparams(hparams, metrics, run_name=".", global_step=step)
 
     def close(self):
-        self.writer.close()
+        with self._events():
+            self.writer.close()
 
 
 @torch.no_grad()

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 
-from gan_cli.errors import CheckpointError, EnvironmentProblem
+from gan_cli import files
+from gan_cli.errors import CheckpointError
 
 FORMAT = "gan-cli-checkpoint"
 VERSION = 1
@@ -44,20 +45,12 @@ def save(path, payload):
     path = Path(path)
     payload = {"format": FORMAT, "version": VERSION, **payload}
     payload["sha256"] = digest(payload)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    fix = "free disk space or choose another output folder; the previous checkpoint is intact"
+    with files.reporting(path, fix), files.atomic(path) as tmp:
         with open(tmp, "wb") as f:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise EnvironmentProblem(f"could not write checkpoint {path} ({e.strerror or e}); free disk space or "
-                                 "choose another output folder; the previous checkpoint is intact") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     _fsync_dir(path.parent)
 
 

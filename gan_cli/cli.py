@@ -17,6 +17,7 @@ def command(prog, config_name, task):
 
     @functools.wraps(task)  # Hydra names the job (and its .log file) after the task's module
     def run(cfg):
+        _quiet_write_failures()
         try:
             return task(cfg)
         except GanError as e:
@@ -43,3 +44,18 @@ def command(prog, config_name, task):
             raise
 
     return main
+
+
+def _quiet_write_failures():
+    """A full disk is reported once, as one line (files.py): not also as a traceback from the TensorBoard writer's
+    thread (which hands its error to the next write on the main thread) or from each log line train.log drops."""
+    import errno
+    import logging
+    import threading
+
+    def hook(args):
+        if not (isinstance(args.exc_value, OSError) and args.exc_value.errno in (errno.ENOSPC, errno.EDQUOT)):
+            threading.__excepthook__(args)
+
+    threading.excepthook = hook
+    logging.raiseExceptions = False

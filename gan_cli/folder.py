@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gan_cli import files
 from gan_cli.errors import ConfigError, DataError, EnvironmentProblem
+from gan_cli.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -362,8 +364,6 @@ def _locked(cache, key):
 def prepare(listing, settings, key, cache):
     """Decode every image of `listing` into cache/<key>.u8 (training images, then held-out ones) and write the
     manifest cache/<key>.json; both appear whole or not at all."""
-    from tqdm import tqdm
-
     rels = [rel for rel, _, _ in listing.files]
     classes, labels = labels_of(rels, settings.labels, listing.root)
     test = held_out(rels, settings.test_fraction)
@@ -375,15 +375,18 @@ def prepare(listing, settings, key, cache):
     log.info("preparing %s: %d image files, on %d process(es), once", listing.root, len(rels), workers_for(len(rels)))
     try:
         results = contextlib.closing(decode_all([listing.root / rels[i] for i in order], settings))
-        with open(tmp, "wb") as out, results as decoded, tqdm(total=len(order), desc="preparing", unit="img",
-                                                               dynamic_ncols=True) as bar:
-            for i, result in zip(order, decoded):
+        progress = Progress("auto", 0, len(order), "preparing", log)
+        with open(tmp, "wb") as out, results as decoded:
+            for done, (i, result) in enumerate(zip(order, decoded), 1):
                 if isinstance(result, str):
                     skipped.append((rels[i], result))
                 else:
                     out.write(result.tobytes())
                     kept.append(i)
-                bar.update()
+                progress.step()
+                if done % max(1, len(order) // 10) == 0:  # lines: about ten of them
+                    progress.report(done, f"{len(skipped):,} skipped")
+        progress.close()
         if not kept:
             raise DataError(f"no usable image in {listing.root} ({len(rels):,} image file(s), "
                             f"{len(listing.ignored):,} other file(s)); put .png, .jpg, .webp, .bmp, .gif or .tif "
@@ -398,8 +401,7 @@ def prepare(listing, settings, key, cache):
         }
         _write_json(cache / f"{key}.json", manifest)
     except OSError as e:
-        raise EnvironmentProblem(f"cannot write the prepared copy of {listing.root} to {cache} ({e.strerror or e}); "
-                                 "free space there or set GAN_CLI_CACHE to another disk") from None
+        raise files.not_written(array, e.strerror or e, "free space there or set GAN_CLI_CACHE to another disk") from None
     finally:
         tmp.unlink(missing_ok=True)
     log.info("prepared %s: %d images used, %d skipped", listing.root, len(kept), len(skipped))

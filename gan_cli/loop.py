@@ -9,7 +9,6 @@ from typing import Optional
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
-from tqdm import tqdm
 
 from gan_cli import dist
 from gan_cli.augment import Augment
@@ -18,6 +17,7 @@ from gan_cli.latent import classes_in_turn
 from gan_cli.losses import logits_from_probabilities
 from gan_cli.models import call
 from gan_cli.penalties import d_penalty
+from gan_cli.progress import Progress
 from gan_cli.speed import Speed, has_batch_norm
 
 log = logging.getLogger(__name__)
@@ -252,9 +252,8 @@ def fit(s, loss, data, cfg, out):
     t = cfg.trainer
     device = next(s.G.parameters()).device
     tic, images = time.perf_counter(), 0
-    bar = tqdm(range(s.step + 1, t.steps + 1), initial=s.step, total=t.steps, desc="train", dynamic_ncols=True,
-               disable=s.rank > 0)
-    for step in bar:
+    progress = Progress(t.get("progress", "auto"), s.step, t.steps, "train", log, quiet=s.rank > 0)
+    for step in range(s.step + 1, t.steps + 1):
         # Skipping a step must also undo what its forward passes did to batch-norm statistics.
         buffers = [b.clone() for b in _buffers(s)] if t.max_nonfinite_skips else None
         try:
@@ -266,6 +265,7 @@ def fit(s, loss, data, cfg, out):
                 buffer.copy_(saved)
         s.step = step
         images += t.d_steps * cfg.batch_size * s.world
+        progress.step()
 
         on_cycle = step % t.log_every == 0
         if (on_cycle or step == t.steps) and s.stats_count:
@@ -275,7 +275,8 @@ def fit(s, loss, data, cfg, out):
                 _check_window(values, step, t.log_every)
             speed = images / (time.perf_counter() - tic)
             out.scalars({**values, "Speed/images_per_sec": speed}, step)
-            bar.set_postfix({"D": f"{values['Loss/D']:.3f}", "G": f"{values['Loss/G']:.3f}", "img/s": f"{speed:.0f}"})
+            progress.report(step, _summary(values, speed),
+                            {"D": f"{values['Loss/D']:.3f}", "G": f"{values['Loss/G']:.3f}", "img/s": f"{speed:.0f}"})
             if on_cycle:  # an off-cycle final log keeps its window open, so a resumed run logs what a straight one does
                 s.stats_sum.zero_()
                 s.stats_count, tic, images = 0, time.perf_counter(), 0
@@ -289,5 +290,14 @@ def fit(s, loss, data, cfg, out):
             out.checkpoint(s, step, periodic)
         if stop:
             break
-    bar.close()
+    progress.close()
     return out.last_scalars
+
+
+def _summary(values, speed):
+    """A log window in one line: the losses, D's verdicts on real and fake, the speed."""
+    if "D/real" in values:
+        scores = f"D(x) {values['D/real']:.3f} D(G(z)) {values['D/fake']:.3f}"
+    else:
+        scores = f"D's score real {values['D/real_score']:.3f} fake {values['D/fake_score']:.3f}"
+    return f"D {values['Loss/D']:.3f} G {values['Loss/G']:.3f} | {scores} | {speed:,.0f} img/s"

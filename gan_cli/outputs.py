@@ -3,6 +3,7 @@
 On torchrun ranks other than 0, `Follower` stands in: it writes nothing and only takes part in deciding to stop.
 """
 
+import functools
 import json
 import logging
 from pathlib import Path
@@ -10,9 +11,9 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from gan_cli import augment, checkpoint, dashboard, device, dist, latent, toy
+from gan_cli import augment, checkpoint, dashboard, device, dist, files, latent, toy
 from gan_cli.board import Board, generate
-from gan_cli.errors import NonFiniteError
+from gan_cli.errors import EnvironmentProblem, NonFiniteError
 
 log = logging.getLogger(__name__)
 GRID = 64  # images in the fixed-noise sample grid
@@ -73,19 +74,33 @@ class Follower:
     def finish(self, s, final):
         pass
 
-    def close(self):
+    def close(self, quiet=False):
         pass
 
 
+def _reported(method):
+    """A method of Outputs whose writes, failing for lack of space, quota or permission, end the run with one
+    line naming the file (files.reporting), and how to go on."""
+
+    @functools.wraps(method)
+    def reported(self, *args, **kwargs):
+        with self._writing():
+            return method(self, *args, **kwargs)
+
+    return reported
+
+
 class Outputs(Follower):
-    """Rank 0's outputs: the run folder's TensorBoard events, samples/, metrics.jsonl and checkpoints/."""
+    """Rank 0's outputs: the run folder's TensorBoard events, samples/, metrics.jsonl and checkpoints/. Every
+    write is whole or absent (files.atomic, checkpoint.save) and a failed one is one line (_reported)."""
 
     def __init__(self, run_dir, cfg, overrides, board_run, fixed_z, data_src, stopper, evaluator=None, purge_step=None):
         super().__init__(stopper)
         self.run_dir, self.cfg, self.overrides, self.board_run = Path(run_dir), cfg, overrides, board_run
         self.fixed_z, self.data_src, self.evaluator = fixed_z, data_src, evaluator
         self.toy = toy.is_toy(cfg.data)
-        self.board = Board(run_dir, self.board_run.name, purge_step)
+        with self._writing():
+            self.board = Board(run_dir, self.board_run.name, purge_step)
         self.quality = None  # the last evaluation's result
         self.metrics_log = self.run_dir / "metrics.jsonl"
         if purge_step is not None and self.metrics_log.is_file():  # as TensorBoard: drop what will be redone
@@ -95,6 +110,7 @@ class Outputs(Follower):
         # The real samples D's logits are shown on: the scatter's points, or the real grid's images.
         self.real = (self.real_points, None) if self.toy else (data_src.preview(GRID), data_src.preview_labels(GRID))
 
+    @_reported
     def start(self, s):
         """What a new run logs once: its config, the GAN dashboard's layout and a grid of real data."""
         self.board.text("config", OmegaConf.to_yaml(self.cfg))
@@ -108,6 +124,7 @@ class Outputs(Follower):
         if self.data_src.prepared is not None:  # which prepared folder these are, to find it again
             self.board.text("Samples/real", "\n".join(self.data_src.prepared.describe()[:2]))
 
+    @_reported
     def finish(self, s, final):
         if final and not self.stopper.signum:
             if not self.toy:
@@ -117,16 +134,31 @@ class Outputs(Follower):
             self.board.hparams(dashboard.hparams_of(self.board_run.overrides, self.cfg),
                                dashboard.final_metrics(self.quality, final), s.step)
 
-    def close(self):
-        self.board.close()
+    def close(self, quiet=False):
+        """Flush and close TensorBoard's events (a second call does nothing). quiet: a write that fails is not
+        reported, since the run is already stopping for another reason."""
+        try:
+            with self._writing():
+                self.board.close()
+        except EnvironmentProblem:
+            if not quiet:
+                raise
 
+    @_reported
     def scalars(self, values, step):
         super().scalars(values, step)
         self.board.scalars(values, step)
 
+    def _writing(self):
+        resumable = (self.run_dir / "checkpoints" / checkpoint.LAST).is_file()
+        fix = (f"free space there, then continue with resume={self.run_dir}" if resumable
+               else "free space there, or choose another hydra.run.dir, and start again")
+        return files.reporting(self.run_dir, fix)
+
     def _generate(self, s, z, y):
         return generate(s.sampler(self.cfg.latent_dim), z.to(next(s.G.parameters()).device), y)
 
+    @_reported
     def samples(self, s, step):
         z, y = fixed_inputs(self.fixed_z, s.num_classes)
         fake = self._generate(s, z, y)
@@ -146,13 +178,13 @@ class Outputs(Follower):
             labels = labels.to(dev) if s.num_classes else None
             self.board.histogram(tag, dashboard.d_logits(s, x.to(dev), labels), step)
 
+    @_reported
     def evaluate(self, s, step):
         from gan_cli.evaluate import scalars
 
         result = self.quality = self.evaluator(s.sampler(self.cfg.latent_dim), self.cfg.latent_dim, s.num_classes)
         self.board.scalars(scalars(result), step)
-        with open(self.metrics_log, "a") as f:
-            f.write(json.dumps({"step": step, **result}) + "\n")
+        files.append_line(self.metrics_log, json.dumps({"step": step, **result}))
         log.info("step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in scalars(result).items()))
 
     def checkpoint(self, s, step, periodic):

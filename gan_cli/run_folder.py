@@ -118,15 +118,30 @@ def register_resolvers():
         OmegaConf.register_new_resolver(name, fn, replace=True)
 
 
-NEW_FOLDERS = set()  # run folders this process created, so a failed start may remove them
+NEW_FOLDERS = {}  # run folder this process created -> the folders above it created with it, deepest first
 
 
 def remove_if_unused(run_dir):
     """After a start that failed: remove the run folder if this command created it and training never began
-    (no TensorBoard events, no checkpoints), so a failed start leaves no litter; anything else stays."""
+    (no TensorBoard events, no checkpoints), and then the folders above it that it created (outputs/ and its
+    date folder) where they are empty, so a failed start leaves the tree as it found it; anything else stays."""
     run_dir = Path(run_dir).resolve()
     if run_dir in NEW_FOLDERS and _is_main() and not any((run_dir / name).exists() for name in ("tb", "checkpoints")):
         shutil.rmtree(run_dir, ignore_errors=True)
+        for parent in NEW_FOLDERS[run_dir]:
+            try:
+                parent.rmdir()  # only when empty: another run's folder beside this one stays, and so does its parent
+            except OSError:
+                break
+
+
+def _missing(folder):
+    """folder and the folders above it that do not exist yet, deepest first."""
+    missing, path = [], folder.resolve()
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    return missing
 
 
 class CheckRunDir(Callback):
@@ -134,8 +149,9 @@ class CheckRunDir(Callback):
 
     def on_run_start(self, config, **kwargs):
         folder = Path(config.hydra.run.dir)
-        if not folder.exists():
-            NEW_FOLDERS.add(folder.resolve())
+        missing = _missing(folder)
+        if missing:
+            NEW_FOLDERS[missing[0]] = missing[1:]
         _check_writable(folder, "hydra.run.dir")
 
     def on_multirun_start(self, config, **kwargs):

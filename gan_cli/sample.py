@@ -48,6 +48,8 @@ def sample(cfg):
     schema.check_sample(cfg)
     if cfg.mode == "augment":  # the data and the augmentation alone: no G to build
         return _augmented(cfg)
+    if cfg.mode == "progress":  # the run's own sample grids: no G either
+        return _progress(cfg)
     G, latent_dim, ckpt, dev = load_generator(cfg)
     data_cfg, step, num_classes = ckpt["config"]["data"], ckpt["step"], ckpt.get("num_classes")
     labels = latent.Labels(cfg.label, num_classes)
@@ -105,6 +107,39 @@ def _augmented(cfg):
     return out
 
 
+def _progress(cfg):
+    """progress.gif: the run's fixed-noise grids (samples/step_*.png) in step order, each frame labelled with its
+    step, the last one held; progress.png: the last frame. Watching G learn, outside TensorBoard."""
+    from PIL import Image
+
+    from gan_cli import board, files
+    from gan_cli.errors import CheckpointError
+    from gan_cli.run_folder import containing_run
+
+    given = Path(cfg.ckpt).expanduser()
+    run = given if given.is_dir() else containing_run(given)
+    grids = sorted((run / "samples").glob("step_*.png"))
+    if not grids:
+        raise CheckpointError(f"no sample grids in {run / 'samples'}; pass a gan-train run folder (grids are written "
+                              "every trainer.sample_every steps)")
+    steps = [int(path.stem.removeprefix("step_")) for path in grids]
+    frames = []
+    for path, step in zip(grids, steps):
+        with Image.open(path) as grid:
+            frames.append(board.labelled(grid.convert("RGB"), f"step {step:,}"))
+    out = Path(cfg.out).expanduser() if cfg.out else run / "generated" / "progress"
+
+    def write():
+        board.save_gif(frames, out / "progress.gif", [400] * (len(frames) - 1) + [2000])  # the last grid stays up
+        with files.atomic(out / "progress.png") as tmp:
+            frames[-1].save(tmp, format="PNG")
+
+    _write(write, out)
+    print(f"wrote {out / 'progress.gif'} ({len(frames)} grids, steps {steps[0]:,} to {steps[-1]:,}) and "
+          f"{out / 'progress.png'}")
+    return out
+
+
 def _interpolate(cfg, G, latent_dim, labels, data_cfg, dev, out):
     """One row of cfg.steps images per consecutive pair of seeds (default: seed and seed + 1); returns the seeds."""
     from gan_cli import board, latent, toy
@@ -122,39 +157,46 @@ def _interpolate(cfg, G, latent_dim, labels, data_cfg, dev, out):
 
 
 def _write_points(fake, data_cfg, step, out, cfg):
-    import numpy as np
-
     from gan_cli import board, toy
 
     real, _ = toy.points(data_cfg["name"], train=False)
     board.scatter_png(out / "scatter.png", fake, real, f"step {step}")
     if cfg.format == "npz":
-        np.savez_compressed(out / "points.npz", points=fake.numpy())
+        _save_npz(out / "points.npz", points=fake.numpy())
 
 
 def _write(write, out):
-    from gan_cli.errors import EnvironmentProblem
+    """Run `write` into the folder `out`; a failed write (a full disk, no permission) is one line. Every file is
+    written whole or not at all (files.atomic)."""
+    from gan_cli import files
 
-    try:
+    with files.reporting(out, "free space there or choose another out="):
         out.mkdir(parents=True, exist_ok=True)
         write()
-    except OSError as e:
-        raise EnvironmentProblem(f"cannot write to {out} ({e.strerror or e}); choose another out=") from None
+
+
+def _save_npz(path, **arrays):
+    import numpy as np
+
+    from gan_cli import files
+
+    with files.atomic(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
 
 
 def _write_interpolation(rows, out):
     """interpolation.png, one row per pair of seeds, and interpolation.gif, whose frames walk all rows at once."""
-    from gan_cli.board import pil_image, save_png, tile
+    from gan_cli.board import pil_image, save_gif, save_png, tile
 
     pairs, steps = rows.shape[:2]
     save_png(tile(rows.flatten(0, 1), nrow=steps), out / "interpolation.png")
     frames = [pil_image(tile(rows[:, t], nrow=pairs)) for t in [*range(steps), *range(steps - 2, 0, -1)]]  # and back
-    frames[0].save(out / "interpolation.gif", save_all=True, append_images=frames[1:], duration=120, loop=0)
+    save_gif(frames, out / "interpolation.gif", duration=120)
 
 
 def _write_images(images, out, cfg):
     """grid.png, and with format=png one PNG per image, with format=npz images.npz (uint8, N x H x W x C)."""
-    import numpy as np
     import torch
 
     from gan_cli.board import save_png, tile
@@ -165,7 +207,7 @@ def _write_images(images, out, cfg):
             save_png(image, out / f"{i:05d}.png")
     elif cfg.format == "npz":
         array = (images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
-        np.savez_compressed(out / "images.npz", images=array)
+        _save_npz(out / "images.npz", images=array)
 
 
 main = cli.command("gan-sample", "sample", sample)

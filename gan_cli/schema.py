@@ -135,6 +135,7 @@ class TrainerConfig:
     compile: bool = MISSING
     finite_check: str = MISSING
     sync_batch_norm: bool = MISSING
+    progress: str = MISSING
 
 
 @dataclass
@@ -269,6 +270,8 @@ def check_train(cfg):
              f"trainer.precision must be auto, 32, bf16 or 16, got {t.precision!r}")
     _require(str(t.channels_last).lower() in ("auto", "true", "false"),
              f"trainer.channels_last must be auto, true or false, got {t.channels_last!r}")
+    _require(str(t.progress).lower() in ("auto", "bar", "lines", "none"),
+             f"trainer.progress must be auto, bar, lines or none, got {t.progress!r}")
     _require(str(t.finite_check).lower() in ("auto", "step", "log"),
              f"trainer.finite_check must be auto, step or log, got {t.finite_check!r}")
     _require(str(t.finite_check).lower() != "log" or not t.max_nonfinite_skips,
@@ -296,8 +299,8 @@ def check_sample(cfg):
     _require(cfg.n > 0, f"n must be a positive integer, got {cfg.n}")
     _require(cfg.nrow > 0, f"nrow must be a positive integer, got {cfg.nrow}")
     _require(cfg.format in ("grid", "png", "npz"), f"format must be grid, png or npz, got {cfg.format!r}")
-    _require(cfg.mode in ("sample", "interpolate", "augment"), f"mode must be sample, interpolate or augment, got "
-             f"{cfg.mode!r}")
+    _require(cfg.mode in ("sample", "interpolate", "augment", "progress"),
+             f"mode must be sample, interpolate, augment or progress, got {cfg.mode!r}")
     _require(cfg.get("p") is None or 0 <= cfg.p <= 1, f"p must be a probability in [0, 1], got {cfg.get('p')}")
     _require(cfg.steps >= 2, f"steps must be at least 2 (both ends of an interpolation), got {cfg.steps}")
     _require(not cfg.seeds or len(cfg.seeds) >= 2, f"seeds needs at least two seeds to interpolate between, got "

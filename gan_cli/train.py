@@ -52,12 +52,13 @@ def train(cfg, run_dir, overrides=(), board_run=None):
             out.start(s)
         try:
             out.finish(s, fit(s, loss, data_src, cfg, out))
+            out.close()  # TensorBoard's last events are written here: a full disk is reported as for any write
         except RuntimeError as e:  # dist.DistError is one too
             if dist.world_size() == 1 or not dist.is_lost_peer(e):
                 raise
             raise dist.lost_peer(e) from None
         finally:
-            out.close()
+            out.close(quiet=True)  # after a failure: what is already being reported stays the one message
             s.G_train, s.D_train = s.G, s.D  # the DDP wrappers hold the process group: let dist.close() free it
     if stopper.signum:
         print(f"gan-train: stopped by {signal.Signals(stopper.signum).name} after step {s.step}; saved "

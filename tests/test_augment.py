@@ -6,7 +6,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from conftest import tiny_overrides
-from gan_cli import data, losses, models
+from gan_cli import dashboard, data, losses, models
 from gan_cli.augment import ADA_OPS, DIFFAUGMENT_OPS, Augment
 from gan_cli.errors import ConfigError
 from gan_cli.loop import TrainState, d_step, g_step
@@ -124,6 +124,8 @@ def test_an_ada_run_resumes_bit_identically_logs_p_and_shows_what_d_sees(make_cf
     assert_same_tree(straight, trained_state(tmp_path / "split"))
     logged = scalars(tmp_path / "straight")
     assert logged == scalars(tmp_path / "split")
+    charts = dashboard.layout(("Loss/D", "Augment/rt", "Augment/p"), {})["GAN"]
+    assert charts["Augmentation: D's overfitting signal r_t and ADA's p"][1] == ["^Augment/rt$", "^Augment/p$"]
     p = [value for _, value in logged["Augment/p"]]
     # r_t always above the target -1: p climbs 16 / 100 per step from 0.1 (window means of 2 steps) to p_max
     assert p == pytest.approx([0.34, 0.66, 0.8])

@@ -1,6 +1,7 @@
 """The installed entry points, run as a user runs them: outputs, exit codes, one-line errors."""
 
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -21,8 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, mnist_root):
+    """A run as a user starts it, its console in a pipe (not a terminal): console.txt beside the run holds it."""
     run = tmp_path_factory.mktemp("cli") / "run"
-    run_cli("gan-train", *tiny_overrides(mnist_root), f"hydra.run.dir={run}", check=True)
+    proc = run_cli("gan-train", *tiny_overrides(mnist_root), f"hydra.run.dir={run}", check=True)
+    (run.parent / "console.txt").write_text(proc.stdout + proc.stderr)
     return run
 
 
@@ -73,9 +76,9 @@ def one_line_error(proc, code, match):
     ("data.root=/nonexistent", 4, "MNIST is not in /nonexistent and data.download=false"),
 ])
 def test_bad_training_input_is_one_line_and_an_exit_code(mnist_root, tmp_path, override, code, match):
-    proc = run_cli("gan-train", *tiny_overrides(mnist_root), override, f"hydra.run.dir={tmp_path}")
+    proc = run_cli("gan-train", *tiny_overrides(mnist_root), override, cwd=tmp_path)
     one_line_error(proc, code, match)
-    assert not (tmp_path / "checkpoints").exists()
+    assert list(tmp_path.iterdir()) == []  # no outputs/<date>/<time>/, no outputs/<date>/, no outputs/
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
@@ -85,15 +88,73 @@ def test_device_cuda_without_cuda(mnist_root, tmp_path):
 
 
 def test_a_failed_start_leaves_no_run_folder_but_keeps_an_existing_one(mnist_root, tmp_path):
-    new = tmp_path / "new_run"
-    proc = run_cli("gan-train", *tiny_overrides(mnist_root), "data.root=/nonexistent", f"hydra.run.dir={new}")
+    (tmp_path / "outputs").mkdir()
+    (tmp_path / "outputs" / "notes.txt").write_text("mine")
+    proc = run_cli("gan-train", *tiny_overrides(mnist_root), "data.root=/nonexistent", cwd=tmp_path)
     one_line_error(proc, 4, "MNIST is not in /nonexistent and data.download=false")
-    assert not new.exists()
+    assert [p.name for p in (tmp_path / "outputs").iterdir()] == ["notes.txt"]  # its date folder went with the run's
+    new = tmp_path / "a" / "b" / "new_run"
+    run_cli("gan-train", *tiny_overrides(mnist_root), "data.root=/nonexistent", f"hydra.run.dir={new}")
+    assert not (tmp_path / "a").exists()
     old = tmp_path / "old_run"
     old.mkdir()
     (old / "notes.txt").write_text("mine")
     run_cli("gan-train", *tiny_overrides(mnist_root), "data.root=/nonexistent", f"hydra.run.dir={old}")
     assert (old / "notes.txt").read_text() == "mine"
+
+
+def test_a_console_that_is_not_a_terminal_gets_a_plain_line_per_log_window_and_no_bar(trained):
+    console = (trained.parent / "console.txt").read_text()
+    assert "\r" not in console and "it/s" not in console  # no tqdm bar
+    lines = [line for line in (trained / "train.log").read_text().splitlines() if "] - train " in line]
+    assert len(lines) == 2 and all(line.split("] - ")[1] in console for line in lines)  # steps 2 and 4, both places
+    assert re.search(r"train 2/4 \| D \d+\.\d{3} G \d+\.\d{3} \| D\(x\) \d\.\d{3} D\(G\(z\)\) \d\.\d{3} \| "
+                     r"[\d,]+ img/s \| 0:00:\d\d elapsed, 0:00:\d\d left$", lines[0]), lines[0]
+
+
+def test_gan_sample_progress_animates_the_runs_grids_in_step_order(trained, tmp_path, capsys):
+    from gan_cli.errors import CheckpointError
+    from test_latent import sample_cfg
+
+    sample(sample_cfg(trained, tmp_path, mode="progress"))
+    gif, last = Image.open(tmp_path / "progress.gif"), Image.open(tmp_path / "progress.png")
+    grid = np.asarray(Image.open(trained / "samples" / "step_0000004.png").convert("RGB"))
+    assert gif.n_frames == 2 and np.array_equal(np.asarray(last)[18:], grid)  # the last grid, under its step's strip
+    assert "2 grids, steps 2 to 4" in capsys.readouterr().out
+    (tmp_path / "empty_run").mkdir()
+    with pytest.raises(CheckpointError, match="no sample grids in"):
+        sample(sample_cfg(tmp_path / "empty_run", tmp_path / "x", mode="progress"))
+
+
+def test_ctrl_c_during_start_up_is_one_line_exit_130_and_leaves_no_folder(mnist_root, tmp_path, monkeypatch, capsys):
+    """gan-train's own entry point, in this process, stopped where the data is loaded."""
+    import logging
+    import threading
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    from gan_cli import data, train
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(data, "batches", interrupted)
+    for module, name in ((threading, "excepthook"), (logging, "raiseExceptions")):  # what the entry point sets
+        monkeypatch.setattr(module, name, getattr(module, name))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["gan-train", *tiny_overrides(mnist_root)])
+    handlers = logging.getLogger().handlers[:]
+    try:
+        with pytest.raises(SystemExit) as e:
+            train.main()
+    finally:
+        GlobalHydra.instance().clear()
+        for handler in logging.getLogger().handlers[:]:  # Hydra's, for the run's train.log
+            if handler not in handlers:
+                logging.getLogger().removeHandler(handler)
+                handler.close()
+    assert e.value.code == 130 and capsys.readouterr().err.strip().splitlines()[-1] == "gan-train: stopped by Ctrl-C"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_start_up_block_names_the_run_folder(trained):

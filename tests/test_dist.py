@@ -75,6 +75,7 @@ def test_sigterm_to_the_torchrun_group_saves_once_in_one_folder_and_exits(mnist_
     late.write_text("import os, sys, time\nif os.environ['RANK'] == '1':\n    time.sleep(1.5)\n"
                     "from gan_cli.train import main\nsys.argv[0] = 'gan-train'\nmain()\n")
     proc = torchrun(2, late, *tiny_overrides(mnist_root, "mlp"), "trainer.steps=100000", "trainer.ckpt_every=0",
+                    "trainer.progress=bar",
                     cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True)
     wait_for_steps(proc, 100000)
     sent = time.monotonic()

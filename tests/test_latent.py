@@ -55,7 +55,7 @@ def test_interpolation_endpoints_are_the_seeds_own_samples(make_cfg, tmp_path):
 
 @pytest.mark.parametrize("override,match", [({"truncation": -1.0}, "truncation must be > 0"),
                                             ({"mode": "interpolate", "seeds": [3]}, "at least two seeds"),
-                                            ({"mode": "walk"}, "mode must be sample, interpolate or augment")])
+                                            ({"mode": "walk"}, "mode must be sample, interpolate, augment or progress")])
 def test_bad_sampling_options_are_config_errors(override, match, tmp_path):
     from gan_cli.errors import ConfigError
 

@@ -150,6 +150,7 @@ def test_a_full_disk_during_training_stops_with_exit_code_4(make_cfg, tmp_path, 
 def test_a_signal_finishes_the_step_saves_and_exits(make_cfg, mnist_root, tmp_path, sig, code):
     run = tmp_path / "run"
     cmd = [str(BIN / "gan-train"), *tiny_overrides(mnist_root), "trainer.steps=100000", "trainer.ckpt_every=0",
+           "trainer.progress=bar",
            f"hydra.run.dir={run}"]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     wait_for_steps(proc, 100000)

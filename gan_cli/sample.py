@@ -97,11 +97,15 @@ def _augmented(cfg):
                           "with none; train with augment=diffaugment or augment=ada")
     images, _ = data.load_labeled(data.config_from(config["data"]), train=True, record=ckpt.get("dataset"))
     real = data.uint8_to_signed(images[data.preview_indices(len(images), cfg.n)])
-    p = cfg.p if cfg.p is not None else float((ckpt.get("augment") or {}).get("p", aug_cfg.get("p_max", 1.0)))
+    p = cfg.p if cfg.p is not None else float(ckpt["augment"]["p"])  # ADA's; DiffAugment has none
     seen = augment.preview(aug_cfg, real, p, cfg.seed)
     out = Path(cfg.out).expanduser() if cfg.out else containing_run(ckpt["path"]) / "generated" / "augment"
-    _write(lambda: [board.save_png(board.tile(board.signed_to_unit(x), cfg.nrow), out / name)
-                    for x, name in ((seen, "grid.png"), (real, "real.png"))], out)
+
+    def write():
+        for images, name in ((seen, "grid.png"), (real, "real.png")):
+            board.save_png(board.tile(board.signed_to_unit(images), cfg.nrow), out / name)
+
+    _write(write, out)
     print(f"wrote {len(seen)} training images as D sees them through augment={aug_cfg.name}"
           f"{f' at p={p:.3f}' if aug_cfg.name == 'ada' else ''} ({ckpt['path']}) to {out}")
     return out

@@ -48,7 +48,7 @@ def write_jpegs(root, n, size=64, seed=0):
 
 
 def time_prepare(path, channels, size, cache):
-    from gan_cli import folder
+    from gan_cli import decode, folder
 
     cfg = OmegaConf.create({"name": "folder", "path": str(path), "image_size": size, "channels": channels,
                             "labels": "auto", "crop": "center", "background": "white", "min_size": 8,
@@ -60,7 +60,7 @@ def time_prepare(path, channels, size, cache):
     folder.open_or_prepare(cfg).split(train=True)
     again = time.perf_counter() - tic
     return {"files": prepared.count, "first_s": first, "again_s": again, "mib": prepared.nbytes / 2**20,
-            "processes": folder.workers_for(prepared.count)}
+            "processes": decode.workers_for(prepared.count)}
 
 
 def main():

@@ -127,8 +127,8 @@ class Augment:
     def observe(self, real_scores, boundary=0.0):
         """Count the signs of D's scores on (augmented) real images: the overfitting signal, kept on the device."""
         if self.target is not None:
-            signs = torch.sign(real_scores.detach().float() - boundary)
-            self.signs += torch.stack([signs.sum(), signs.new_tensor(len(signs))])
+            self.signs[0] += torch.sign(real_scores.detach().float() - boundary).sum()
+            self.signs[1] += real_scores.numel()  # a Python number: no copy to the device, no sync
 
     def adjust(self, step, images_per_step):
         """Every `interval` steps: p moves by sign(r_t - target) x (images shown since) / (kimg x 1000), so

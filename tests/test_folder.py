@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from conftest import TINY_MODELS, Fixed, run_cli
-from gan_cli import data, evaluate, folder
+from gan_cli import data, decode, evaluate, folder
 from gan_cli.errors import ConfigError, DataError
 from gan_cli.sample import sample
 from gan_cli.train import train
@@ -146,8 +146,8 @@ def test_the_split_is_stable_as_images_are_added_and_a_changed_folder_is_prepare
 def test_many_files_are_decoded_on_several_processes_alike(tmp_path, monkeypatch):
     write_flat(tmp_path / "f", 40, size=(24, 18))
     one = folder.open_or_prepare(folder_cfg(tmp_path / "f", tmp_path / "one"))
-    monkeypatch.setattr(folder, "PARALLEL_FROM", 8)
-    assert folder.workers_for(40) == folder.workers_for(10**6)
+    monkeypatch.setattr(decode, "PARALLEL_FROM", 8)
+    assert decode.workers_for(40) == decode.workers_for(10**6)
     many = folder.open_or_prepare(folder_cfg(tmp_path / "f", tmp_path / "many"))
     assert one.manifest["files"] == many.manifest["files"]
     assert np.array_equal(one.split()[0], many.split()[0])
